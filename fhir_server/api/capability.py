@@ -1,0 +1,74 @@
+"""``GET /fhir/metadata``: a CapabilityStatement generated from what is registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from fhir_server.api.http import base_url, check_accept, json_response
+from fhir_server.resources.meta import READ_ONLY_TYPES, SUPPORTED_TYPES, now_instant
+from fhir_server.search.registry import SearchRegistry
+
+router = APIRouter(prefix="/fhir", tags=["FHIR REST"])
+
+_WRITE_INTERACTIONS = ("create", "update", "patch", "delete")
+_READ_INTERACTIONS = ("read", "vread", "history-instance", "history-type", "search-type")
+
+
+def _resource(resource_type: str, registry: SearchRegistry) -> dict[str, Any]:
+    writable = resource_type not in READ_ONLY_TYPES
+    codes = (*_READ_INTERACTIONS, *(_WRITE_INTERACTIONS if writable else ()))
+    params = [
+        {"name": p.code, "definition": p.url, "type": p.type}
+        for p in sorted(registry.supported(resource_type).values(), key=lambda p: p.code)
+    ]
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+        "interaction": [{"code": code} for code in codes],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": writable,
+        "conditionalCreate": writable,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": writable,
+        "conditionalDelete": "single" if writable else "not-supported",
+        "searchParam": params,
+    }
+    return entry
+
+
+def capability_statement(*, base: str, registry: SearchRegistry) -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now_instant(),
+        "publisher": "MediCore",
+        "kind": "instance",
+        "software": {"name": "MediCore FHIR", "version": "0.1.0"},
+        "implementation": {"description": "MediCore FHIR R4 server", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [_resource(t, registry) for t in SUPPORTED_TYPES],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                    {"code": "search-system"},
+                ],
+            }
+        ],
+    }
+
+
+@router.get("/metadata", summary="CapabilityStatement")
+async def metadata(request: Request) -> Response:
+    check_accept(request)
+    registry: SearchRegistry = request.app.state.registry
+    return json_response(capability_statement(base=base_url(request), registry=registry))

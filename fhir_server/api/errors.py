@@ -1,0 +1,113 @@
+"""The one place that turns failures into OperationOutcome responses (never a stack trace)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from fhir_server.resources.errors import FhirError, Issue
+
+FHIR_JSON = "application/fhir+json"
+log = logging.getLogger("medicore.api")
+
+_HTTP_CODES = {
+    400: "invalid",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    406: "not-supported",
+    409: "conflict",
+    410: "deleted",
+    412: "conflict",
+    413: "too-costly",
+    415: "not-supported",
+    422: "processing",
+    429: "throttled",
+    503: "transient",
+}
+
+
+def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    for issue in issues:
+        item: dict[str, Any] = {
+            "severity": issue.severity,
+            "code": issue.code,
+            "diagnostics": issue.diagnostics,
+        }
+        if issue.expression:
+            item["expression"] = list(issue.expression)
+        out.append(item)
+    return {"resourceType": "OperationOutcome", "issue": out}
+
+
+def outcome_response(
+    status: int, issues: list[Issue], headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(operation_outcome(issues)),
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=headers,
+    )
+
+
+def simple_outcome(status: int, message: str, *, code: str | None = None) -> Response:
+    issue = Issue("error", code or _HTTP_CODES.get(status, "exception"), message)
+    return outcome_response(status, [issue])
+
+
+async def _fhir_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FhirError)
+    return outcome_response(exc.status, exc.issues, exc.headers or None)
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    message = {
+        404: "no such endpoint",
+        405: "this interaction is not supported here",
+    }.get(status, str(exc.detail) if isinstance(exc.detail, str) else "request failed")
+    return outcome_response(
+        status, [Issue("error", _HTTP_CODES.get(status, "exception"), message)], exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    issues = [
+        Issue(
+            "error",
+            "invalid",
+            f"invalid request {'.'.join(str(p) for p in err.get('loc', ()))}",
+            (".".join(str(p) for p in err.get("loc", ())),),
+        )
+        for err in exc.errors()
+    ] or [Issue("error", "invalid", "invalid request")]
+    return outcome_response(400, issues)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Only the exception type is logged: its text could carry patient data.
+    log.error(
+        "unhandled error",
+        extra={"error_type": type(exc).__name__, "path_template": request.scope.get("route_path")},
+    )
+    return outcome_response(
+        500, [Issue("fatal", "exception", "internal error; the request was not completed")]
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

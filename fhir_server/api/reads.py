@@ -1,0 +1,85 @@
+"""Read-side interactions shared by the REST routes and GET entries of Bundles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from fhir_server.api.bundles import history_bundle
+from fhir_server.api.deps import search_params, service
+from fhir_server.api.http import base_url, prefer_strict
+from fhir_server.api.search_bundle import build_searchset
+from fhir_server.resources import errors
+from fhir_server.resources.meta import from_json, normalize_instant
+from fhir_server.resources.requests import EntryUrl, parse_criteria
+
+_DEFAULT_PAGE = 50
+
+
+def _since(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        return normalize_instant(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    except ValueError:
+        raise errors.bad_request("_since must be a FHIR instant", "_since") from None
+
+
+def _count(value: str | None) -> int:
+    if value is None:
+        return _DEFAULT_PAGE
+    if not value.isdigit():
+        raise errors.bad_request("_count must be a non-negative integer", "_count")
+    return int(value)
+
+
+async def history(
+    request: Request,
+    *,
+    resource_type: str | None,
+    resource_id: str | None,
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    values = dict(params)
+    page = await service(request).history(
+        resource_type=resource_type,
+        resource_id=resource_id,
+        since=_since(values.get("_since")),
+        count=_count(values.get("_count")),
+        cursor=values.get("_cursor"),
+    )
+    path = "".join(f"/{p}" for p in (resource_type, resource_id) if p) + "/_history"
+    keep = {k: v for k, v in values.items() if k in ("_since", "_count")}
+    return history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
+
+
+async def search(
+    request: Request, resource_type: str | None, params: list[tuple[str, str]]
+) -> dict[str, Any]:
+    svc = service(request)
+    base = base_url(request)
+    query = svc.parse_query(
+        resource_type, search_params(params), base_url=base, strict=prefer_strict(request)
+    )
+    result = await svc.search(query)
+    return build_searchset(result, query, base_url=base)
+
+
+async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any] | None]:
+    """Answer a GET entry of a batch or transaction."""
+    svc = service(request)
+    params = parse_criteria(url.query or "")
+    if url.history:
+        return 200, await history(
+            request, resource_type=url.resource_type, resource_id=url.resource_id, params=params
+        )
+    if url.resource_type and url.resource_id:
+        if url.version:
+            stored = await svc.vread(url.resource_type, url.resource_id, url.version)
+        else:
+            stored = await svc.read(url.resource_type, url.resource_id)
+        return 200, from_json(stored.body or b"{}")
+    return 200, await search(request, url.resource_type, params)

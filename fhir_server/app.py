@@ -1,0 +1,47 @@
+"""``create_app(settings)``: wiring only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from fhir_server.api import capability, health, rest
+from fhir_server.api.errors import install_error_handlers
+from fhir_server.resources.service import ResourceService
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.settings import Settings
+from fhir_server.storage import Store, store_from_uri
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings()
+    the_store = store or store_from_uri(settings.store, mongo_database=settings.mongo_database)
+    registry = SearchRegistry.default()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await the_store.open()
+        try:
+            yield
+        finally:
+            await the_store.close()
+
+    app = FastAPI(
+        title="MediCore FHIR",
+        version="0.1.0",
+        description="FHIR R4 server: Patient, Encounter, MedicationRequest, Observation, "
+        "Provenance (full REST) and AuditEvent (read/search).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    app.state.registry = registry
+    app.state.base_url = settings.base_url
+    app.state.service = ResourceService(the_store, registry, max_count=settings.max_page_size)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(capability.router)
+    app.include_router(rest.router)
+    return app

@@ -1,0 +1,58 @@
+"""The ``medicore`` command: ``medicore serve`` and operator subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from fhir_server.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from fhir_server.app import create_app
+
+    overrides = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port), ("store", args.store))
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medicore", description="MediCore FHIR R4 server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the FHIR server")
+    serve.add_argument("--host", help="interface to bind (MEDICORE_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (MEDICORE_PORT, default 8080)")
+    serve.add_argument(
+        "--store",
+        help="sqlite:///path/file.db (default sqlite:///data/medicore.db) or mongodb://... "
+        "(MEDICORE_STORE)",
+    )
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

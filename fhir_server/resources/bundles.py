@@ -1,0 +1,240 @@
+"""batch and transaction Bundles: entry ordering, urn:uuid resolution, all-or-nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server.resources import errors
+from fhir_server.resources.meta import from_json, new_id
+from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
+from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
+from fhir_server.resources.service import ResourceService, apply_json_patch
+
+# The order FHIR R4 (http.html#trules) prescribes for processing transaction entries.
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+
+GetHandler = Callable[[EntryUrl], Awaitable[tuple[int, dict[str, Any] | None]]]
+
+
+@dataclass
+class EntryResult:
+    status: int
+    outcome: Outcome | None = None
+    resource: dict[str, Any] | None = None  # GET answers and OperationOutcomes
+    error: errors.FhirError | None = None
+
+
+@dataclass
+class _Entry:
+    index: int
+    method: str
+    url: EntryUrl
+    full_url: str | None
+    resource: Any
+    if_match: int | None
+    if_none_exist: list[tuple[str, str]] | None
+    target_id: str | None = None
+    matched: Outcome | None = None
+    results: list[EntryResult] = field(default_factory=list)
+
+
+def _entries(bundle: dict[str, Any], *, base_url: str) -> list[_Entry]:
+    raw_entries = bundle.get("entry") or []
+    if not isinstance(raw_entries, list):
+        raise errors.bad_request("Bundle.entry must be an array", "Bundle.entry")
+    parsed: list[_Entry] = []
+    for i, raw in enumerate(raw_entries):
+        where = f"Bundle.entry[{i}]"
+        request = raw.get("request") if isinstance(raw, dict) else None
+        if not isinstance(request, dict):
+            raise errors.bad_request("each entry needs a request", f"{where}.request")
+        method = str(request.get("method", "")).upper()
+        if method not in _ORDER:
+            raise errors.bad_request("unsupported request.method", f"{where}.request.method")
+        url = request.get("url")
+        if not isinstance(url, str) or not url:
+            raise errors.bad_request("request.url is required", f"{where}.request.url")
+        none_exist = request.get("ifNoneExist")
+        parsed.append(
+            _Entry(
+                index=i,
+                method=method,
+                url=parse_entry_url(url, base_url=base_url),
+                full_url=raw.get("fullUrl"),
+                resource=raw.get("resource"),
+                if_match=parse_etag(request.get("ifMatch")),
+                if_none_exist=parse_criteria(none_exist) if isinstance(none_exist, str) else None,
+            )
+        )
+    return parsed
+
+
+def _rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
+    """Replace ``urn:uuid:`` (and other fullUrl) references with the ids they resolved to."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str) and item in mapping:
+                out[key] = mapping[item]
+            else:
+                out[key] = _rewrite_references(item, mapping)
+        return out
+    if isinstance(value, list):
+        return [_rewrite_references(item, mapping) for item in value]
+    return value
+
+
+class BundleProcessor:
+    def __init__(self, service: ResourceService, *, base_url: str, on_get: GetHandler) -> None:
+        self.service = service
+        self.base_url = base_url
+        self.on_get = on_get
+
+    async def process(self, bundle: Any) -> tuple[str, list[EntryResult]]:
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise errors.bad_request("POST to the base URL takes a Bundle", "Bundle.resourceType")
+        kind = bundle.get("type")
+        if kind not in ("batch", "transaction"):
+            raise errors.bad_request("Bundle.type must be batch or transaction", "Bundle.type")
+        entries = _entries(bundle, base_url=self.base_url)
+        if kind == "transaction":
+            return "transaction-response", await self._transaction(entries)
+        return "batch-response", [await self._batch_entry(entry) for entry in entries]
+
+    # -- batch: each entry on its own ---------------------------------------------------------
+
+    async def _batch_entry(self, entry: _Entry) -> EntryResult:
+        try:
+            if entry.method in ("GET", "HEAD"):
+                status, body = await self.on_get(entry.url)
+                return EntryResult(status, resource=body)
+            outcome: Outcome = await self.service.run(lambda plan: self._plan(plan, entry, {}))
+            return EntryResult(outcome.status, outcome=outcome)
+        except errors.FhirError as exc:
+            return EntryResult(exc.status, error=exc)
+
+    # -- transaction: all or nothing -------------------------------------------------------------
+
+    async def _transaction(self, entries: list[_Entry]) -> list[EntryResult]:
+        ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
+        seen_full_urls = [e.full_url for e in entries if e.full_url]
+        if len(seen_full_urls) != len(set(seen_full_urls)):
+            raise errors.bad_request("two entries share one fullUrl", "Bundle.entry.fullUrl")
+
+        async def build(plan: Plan) -> dict[int, Outcome]:
+            mapping = await self._resolve_ids(ordered)
+            outcomes: dict[int, Outcome] = {}
+            for entry in ordered:
+                if entry.method in ("GET", "HEAD"):
+                    continue
+                try:
+                    outcomes[entry.index] = await self._plan(plan, entry, mapping)
+                except errors.FhirError as exc:
+                    exc.expression = exc.expression or (f"Bundle.entry[{entry.index}]",)
+                    exc.diagnostics = f"entry {entry.index}: {exc.diagnostics}"
+                    raise
+            return outcomes
+
+        outcomes: dict[int, Outcome] = await self.service.run(build)
+        results: dict[int, EntryResult] = {
+            index: EntryResult(outcome.status, outcome=outcome) for index, outcome in outcomes.items()
+        }
+        for entry in ordered:
+            if entry.method in ("GET", "HEAD"):
+                status, body = await self.on_get(entry.url)
+                results[entry.index] = EntryResult(status, resource=body)
+        return [results[entry.index] for entry in entries]
+
+    async def _resolve_ids(self, ordered: list[_Entry]) -> dict[str, str]:
+        """Decide the id each POST/PUT entry will have, so references can be rewritten."""
+        mapping: dict[str, str] = {}
+        planner = self.service.planner
+        for entry in ordered:
+            rtype = entry.url.resource_type
+            entry.target_id = None
+            if entry.method == "POST" and rtype:
+                entry.target_id = new_id()
+                if entry.if_none_exist:
+                    found = await planner.matches(rtype, entry.if_none_exist)
+                    if len(found) > 1:
+                        raise errors.precondition_failed(
+                            f"entry {entry.index}: ifNoneExist matches several resources"
+                        )
+                    if found:
+                        entry.target_id = found[0].id
+            elif entry.method == "PUT" and rtype:
+                if entry.url.resource_id:
+                    entry.target_id = entry.url.resource_id
+                elif entry.url.query is not None:
+                    found = await planner.matches(rtype, parse_criteria(entry.url.query))
+                    if len(found) > 1:
+                        raise errors.precondition_failed(
+                            f"entry {entry.index}: conditional update matches several resources"
+                        )
+                    body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
+                    entry.target_id = found[0].id if found else (body_id or new_id())
+            if entry.full_url and entry.target_id and rtype:
+                mapping[entry.full_url] = f"{rtype}/{entry.target_id}"
+        return mapping
+
+    async def _plan(self, plan: Plan, entry: _Entry, mapping: dict[str, str]) -> Outcome:
+        planner = self.service.planner
+        rtype = entry.url.resource_type
+        if rtype is None:
+            raise errors.bad_request("the entry URL names no resource type", "Bundle.entry.request.url")
+        check_type(rtype, writable=True)
+        if entry.method == "DELETE":
+            if entry.url.resource_id:
+                return await planner.delete(plan, rtype, entry.url.resource_id, if_match=entry.if_match)
+            return await planner.conditional_delete(
+                plan, rtype, criteria=parse_criteria(entry.url.query or "")
+            )
+        if entry.method == "PATCH":
+            if not entry.url.resource_id:
+                raise errors.bad_request("PATCH entries need Type/id", "Bundle.entry.request.url")
+            current = await self.service.read(rtype, entry.url.resource_id)
+            operations = _patch_operations(entry.resource)
+            patched = apply_json_patch(from_json(current.body or b"{}"), operations)
+            if entry.if_match is not None:
+                plan.pinned = True
+            return await planner.update(
+                plan,
+                _rewrite_references(patched, mapping),
+                resource_id=entry.url.resource_id,
+                if_match=entry.if_match if entry.if_match is not None else current.version,
+                method="PATCH",
+            )
+        body = _rewrite_references(check_body(entry.resource, rtype), mapping)
+        if entry.method == "POST":
+            body = {k: v for k, v in body.items() if k != "id"}
+            return await planner.create(
+                plan, body, if_none_exist=entry.if_none_exist, resource_id=entry.target_id
+            )
+        if entry.url.resource_id:
+            return await planner.update(
+                plan, body, resource_id=entry.url.resource_id, if_match=entry.if_match
+            )
+        return await planner.conditional_update(
+            plan,
+            {**body, "id": entry.target_id} if entry.target_id else body,
+            criteria=parse_criteria(entry.url.query or ""),
+            if_match=entry.if_match,
+        )
+
+
+def _patch_operations(resource: Any) -> Any:
+    """A PATCH entry carries its JSON Patch as a Binary resource (base64 data)."""
+    import base64
+
+    import orjson
+
+    if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        try:
+            return orjson.loads(base64.b64decode(resource.get("data", "")))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise errors.bad_request("the Binary patch is not JSON", "Bundle.entry.resource") from exc
+    if isinstance(resource, list):
+        return resource
+    raise errors.bad_request("PATCH entries carry a JSON Patch in a Binary", "Bundle.entry.resource")

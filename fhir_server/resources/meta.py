@@ -1,0 +1,72 @@
+"""Server-owned parts of a stored resource: ids, versions, timestamps, JSON bytes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+# The resource types clients may write, and the ones they may only read.
+WRITABLE_TYPES: tuple[str, ...] = (
+    "Patient",
+    "Encounter",
+    "MedicationRequest",
+    "Observation",
+    "Provenance",
+)
+READ_ONLY_TYPES: tuple[str, ...] = ("AuditEvent",)
+SUPPORTED_TYPES: tuple[str, ...] = WRITABLE_TYPES + READ_ONLY_TYPES
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_PATTERN.match(value))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now_instant() -> str:
+    """The current time as a FHIR instant in UTC with microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def normalize_instant(value: datetime) -> str:
+    """Any aware datetime in the same text form as ``now_instant`` (for range compares)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def stamp(resource: dict[str, Any], *, resource_id: str, version: int, now: str) -> dict[str, Any]:
+    """A copy of ``resource`` carrying the server's id, versionId and lastUpdated."""
+    meta = dict(resource.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = now
+    stamped: dict[str, Any] = {"resourceType": resource["resourceType"], "id": resource_id}
+    stamped["meta"] = meta
+    for key, value in resource.items():
+        if key not in stamped:
+            stamped[key] = value
+    return stamped
+
+
+def to_json(resource: dict[str, Any]) -> bytes:
+    return orjson.dumps(resource)
+
+
+def from_json(body: bytes) -> dict[str, Any]:
+    value = orjson.loads(body)
+    assert isinstance(value, dict)
+    return value
+
+
+def http_date(instant: str) -> str:
+    """An RFC 7231 date for ``Last-Modified`` from a stored FHIR instant."""
+    moment = datetime.fromisoformat(instant)
+    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

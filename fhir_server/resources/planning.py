@@ -1,0 +1,270 @@
+"""Turns write interactions into a ``WriteBatch`` planned against the current state.
+
+A plan is built from reads, then committed at once; the store checks at commit time that
+every version it was planned against is still current (and that conditional-create
+criteria still match nothing else). A stale plan is simply built again, which is how
+parallel writers never lose an update and parallel conditional creates make one resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from fhir_server.resources import errors
+from fhir_server.resources.meta import (
+    SUPPORTED_TYPES,
+    WRITABLE_TYPES,
+    is_valid_id,
+    new_id,
+    now_instant,
+    stamp,
+    to_json,
+)
+from fhir_server.resources.validation import validate_structure
+from fhir_server.search.errors import SearchError
+from fhir_server.search.extract import extract_index
+from fhir_server.search.parse import parse_search
+from fhir_server.search.query import SearchQuery
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.base import (
+    ConditionalClaim,
+    Store,
+    StoredResource,
+    VersionWrite,
+    WriteBatch,
+)
+
+Criteria = Sequence[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one interaction did: the version now current and the HTTP status it earns."""
+
+    status: int
+    stored: StoredResource | None
+    created: bool = False
+    message: str | None = None
+
+
+@dataclass
+class Plan:
+    """Writes gathered for one commit; ``pinned`` means a client named the version."""
+
+    now: str = field(default_factory=now_instant)
+    batch: WriteBatch = field(default_factory=WriteBatch)
+    pinned: bool = False
+    touched: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, write: VersionWrite) -> StoredResource:
+        key = (write.resource_type, write.id)
+        if key in self.touched:
+            raise errors.bad_request(
+                f"{write.resource_type}/{write.id} is written twice in one request",
+                code="business-rule",
+            )
+        self.touched.add(key)
+        self.batch.writes.append(write)
+        return StoredResource(
+            resource_type=write.resource_type,
+            id=write.id,
+            version=write.version,
+            last_updated=write.last_updated,
+            deleted=write.deleted,
+            body=write.body,
+            method=write.method,
+        )
+
+
+def check_type(resource_type: str, *, writable: bool) -> None:
+    if resource_type not in SUPPORTED_TYPES:
+        raise errors.not_found(f"resource type {resource_type!r} is not supported")
+    if writable and resource_type not in WRITABLE_TYPES:
+        raise errors.method_not_allowed(f"{resource_type} is written by the server only")
+
+
+def check_body(resource: Any, resource_type: str) -> dict[str, Any]:
+    if not isinstance(resource, dict):
+        raise errors.bad_request("the body must be a JSON object (a FHIR resource)")
+    body_type = resource.get("resourceType")
+    if body_type != resource_type:
+        raise errors.bad_request(
+            f"resourceType must be {resource_type} for this URL", f"{resource_type}.resourceType"
+        )
+    return resource
+
+
+class Planner:
+    """Builds plans; knows the store only through reads."""
+
+    def __init__(self, store: Store, registry: SearchRegistry) -> None:
+        self.store = store
+        self.registry = registry
+
+    # -- criteria ------------------------------------------------------------------------
+
+    def criteria_query(self, resource_type: str, criteria: Criteria) -> SearchQuery:
+        if not criteria:
+            raise errors.bad_request("conditional interaction without search criteria")
+        try:
+            return parse_search(
+                resource_type, list(criteria), self.registry, base_url="", strict=True
+            )
+        except SearchError as exc:
+            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+
+    async def matches(self, resource_type: str, criteria: Criteria) -> list[StoredResource]:
+        query = self.criteria_query(resource_type, criteria)
+        return await self.store.count_matches(query, limit=2)
+
+    def claim(self, resource_type: str, criteria: Criteria, resource_id: str) -> ConditionalClaim:
+        key = f"{resource_type}?{urlencode(sorted(criteria))}"
+        return ConditionalClaim(
+            key=key,
+            query=self.criteria_query(resource_type, criteria),
+            resource_type=resource_type,
+            id=resource_id,
+        )
+
+    # -- the version write ---------------------------------------------------------------
+
+    def _write(
+        self,
+        plan: Plan,
+        resource: dict[str, Any],
+        *,
+        resource_id: str,
+        current: StoredResource | None,
+        method: str,
+    ) -> StoredResource:
+        resource_type = resource["resourceType"]
+        version = (current.version if current else 0) + 1
+        stamped = stamp(resource, resource_id=resource_id, version=version, now=plan.now)
+        validate_structure(stamped)
+        return plan.add(
+            VersionWrite(
+                resource_type=resource_type,
+                id=resource_id,
+                version=version,
+                expected_version=current.version if current else 0,
+                last_updated=plan.now,
+                method=method,
+                body=to_json(stamped),
+                index=extract_index(stamped, self.registry),
+            )
+        )
+
+    # -- interactions ----------------------------------------------------------------------
+
+    async def create(
+        self,
+        plan: Plan,
+        resource: dict[str, Any],
+        *,
+        if_none_exist: Criteria | None = None,
+        resource_id: str | None = None,
+    ) -> Outcome:
+        resource_type = resource["resourceType"]
+        if if_none_exist:
+            found = await self.matches(resource_type, if_none_exist)
+            if len(found) > 1:
+                raise errors.precondition_failed("If-None-Exist criteria match several resources")
+            if found:
+                return Outcome(200, found[0])
+        new = resource_id or new_id()
+        if if_none_exist:
+            plan.batch.claims.append(self.claim(resource_type, if_none_exist, new))
+        stored = self._write(plan, resource, resource_id=new, current=None, method="POST")
+        return Outcome(201, stored, created=True)
+
+    async def update(
+        self,
+        plan: Plan,
+        resource: dict[str, Any],
+        *,
+        resource_id: str,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> Outcome:
+        resource_type = resource["resourceType"]
+        if not is_valid_id(resource_id):
+            raise errors.bad_request("the id in the URL is not a valid FHIR id")
+        body_id = resource.get("id")
+        if body_id is None:
+            raise errors.bad_request("the resource must carry its id", f"{resource_type}.id")
+        if body_id != resource_id:
+            raise errors.bad_request("the id in the body differs from the URL", f"{resource_type}.id")
+        current = await self.store.read(resource_type, resource_id)
+        if if_match is not None:
+            plan.pinned = True
+            if current is None or current.deleted or current.version != if_match:
+                raise errors.precondition_failed("If-Match does not name the current version")
+        stored = self._write(plan, resource, resource_id=resource_id, current=current, method=method)
+        created = current is None or current.deleted
+        return Outcome(201 if created else 200, stored, created=created)
+
+    async def conditional_update(
+        self,
+        plan: Plan,
+        resource: dict[str, Any],
+        *,
+        criteria: Criteria,
+        if_match: int | None = None,
+    ) -> Outcome:
+        resource_type = resource["resourceType"]
+        found = await self.matches(resource_type, criteria)
+        if len(found) > 1:
+            raise errors.precondition_failed("the conditional update criteria match several resources")
+        body_id = resource.get("id")
+        if found:
+            target = found[0].id
+            if body_id is not None and body_id != target:
+                raise errors.bad_request(
+                    "the id in the body differs from the matched resource", f"{resource_type}.id"
+                )
+        else:
+            target = body_id if isinstance(body_id, str) else new_id()
+            plan.batch.claims.append(self.claim(resource_type, criteria, target))
+        return await self.update(
+            plan, {**resource, "id": target}, resource_id=target, if_match=if_match
+        )
+
+    async def delete(
+        self, plan: Plan, resource_type: str, resource_id: str, *, if_match: int | None = None
+    ) -> Outcome:
+        current = await self.store.read(resource_type, resource_id)
+        if if_match is not None:
+            plan.pinned = True
+            if current is None or current.deleted or current.version != if_match:
+                raise errors.precondition_failed("If-Match does not name the current version")
+        if current is None:
+            raise errors.not_found(f"{resource_type}/{resource_id} does not exist")
+        if current.deleted:
+            return Outcome(204, current, message="already deleted")
+        stored = plan.add(
+            VersionWrite(
+                resource_type=resource_type,
+                id=resource_id,
+                version=current.version + 1,
+                expected_version=current.version,
+                last_updated=plan.now,
+                method="DELETE",
+                body=None,
+                index=None,
+                deleted=True,
+            )
+        )
+        return Outcome(204, stored)
+
+    async def conditional_delete(
+        self, plan: Plan, resource_type: str, *, criteria: Criteria
+    ) -> Outcome:
+        found = await self.matches(resource_type, criteria)
+        if len(found) > 1:
+            raise errors.precondition_failed("the conditional delete criteria match several resources")
+        if not found:
+            return Outcome(204, None, message="no resource matched")
+        return await self.delete(plan, resource_type, found[0].id)

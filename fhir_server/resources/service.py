@@ -1,0 +1,232 @@
+"""The service layer: every FHIR interaction, with versioning, retries and transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import jsonpatch
+
+from fhir_server.resources import errors
+from fhir_server.resources.meta import from_json
+from fhir_server.resources.planning import Criteria, Outcome, Plan, Planner, check_body, check_type
+from fhir_server.search.errors import SearchError
+from fhir_server.search.parse import parse_search
+from fhir_server.search.query import SearchQuery
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.base import (
+    ConditionalConflict,
+    HistoryPage,
+    SearchResult,
+    Store,
+    StoredResource,
+    StoreError,
+    StoreUnavailable,
+    VersionConflict,
+)
+
+T = TypeVar("T")
+_MAX_ATTEMPTS = 8  # re-plans after losing a race; each loser sees the winner's commit
+
+
+class ResourceService:
+    def __init__(self, store: Store, registry: SearchRegistry, *, max_count: int = 1000) -> None:
+        self.store = store
+        self.registry = registry
+        self.planner = Planner(store, registry)
+        self.max_count = max_count
+
+    # -- running plans -----------------------------------------------------------------
+
+    async def run(self, build: Callable[[Plan], Awaitable[Any]]) -> Any:
+        """Build a plan and commit it, re-planning when a concurrent writer won the race."""
+        for attempt in range(_MAX_ATTEMPTS):
+            plan = Plan()
+            result = await guard(build(plan))
+            if not plan.batch.writes:
+                return result
+            try:
+                await self.store.commit(plan.batch)
+            except VersionConflict as exc:
+                if plan.pinned:
+                    raise errors.precondition_failed(
+                        "the resource changed since the version named in If-Match"
+                    ) from exc
+                continue
+            except ConditionalConflict:
+                # The winner may not have committed yet: back off before re-planning.
+                await asyncio.sleep(0.005 * 2**attempt)
+                continue
+            except StoreUnavailable as exc:
+                raise errors.unavailable("the data store is unavailable; retry later") from exc
+            return result
+        raise errors.conflict("too many concurrent writers on the same resource; retry")
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource:
+        check_type(resource_type, writable=False)
+        stored = await guard(self.store.read(resource_type, resource_id))
+        if stored is None:
+            raise errors.not_found(f"{resource_type}/{resource_id} is not known")
+        if stored.deleted:
+            raise errors.gone(f"{resource_type}/{resource_id} was deleted")
+        return stored
+
+    async def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
+        check_type(resource_type, writable=False)
+        if not version.isdigit():
+            raise errors.not_found(f"version {version!r} is not known")
+        stored = await guard(self.store.vread(resource_type, resource_id, int(version)))
+        if stored is None:
+            raise errors.not_found(f"{resource_type}/{resource_id}/_history/{version} is not known")
+        if stored.deleted:
+            raise errors.gone(f"{resource_type}/{resource_id}/_history/{version} is a deletion")
+        return stored
+
+    async def history(
+        self,
+        *,
+        resource_type: str | None,
+        resource_id: str | None,
+        since: str | None,
+        count: int,
+        cursor: str | None,
+    ) -> HistoryPage:
+        if resource_type is not None:
+            check_type(resource_type, writable=False)
+        if resource_id is not None and resource_type is not None:
+            await self.read_any(resource_type, resource_id)
+        return await guard(
+            self.store.history(
+                resource_type=resource_type,
+                resource_id=resource_id,
+                since=since,
+                count=max(1, min(count, self.max_count)),
+                cursor=cursor,
+            )
+        )
+
+    async def read_any(self, resource_type: str, resource_id: str) -> StoredResource:
+        """The current version, tombstones included (instance history of a deleted one)."""
+        stored = await guard(self.store.read(resource_type, resource_id))
+        if stored is None:
+            raise errors.not_found(f"{resource_type}/{resource_id} is not known")
+        return stored
+
+    def parse_query(
+        self, resource_type: str | None, params: Sequence[tuple[str, str]], *, base_url: str,
+        strict: bool,
+    ) -> SearchQuery:
+        if resource_type is not None:
+            check_type(resource_type, writable=False)
+        try:
+            return parse_search(
+                resource_type, params, self.registry, base_url=base_url, strict=strict,
+                max_count=self.max_count,
+            )
+        except SearchError as exc:
+            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+
+    async def search(self, query: SearchQuery) -> SearchResult:
+        return await guard(self.store.search(query))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def create(
+        self, resource_type: str, resource: Any, *, if_none_exist: Criteria | None = None
+    ) -> Outcome:
+        check_type(resource_type, writable=True)
+        body = check_body(resource, resource_type)
+        body = {k: v for k, v in body.items() if k != "id"}  # create ignores a client id
+        result: Outcome = await self.run(
+            lambda plan: self.planner.create(plan, body, if_none_exist=if_none_exist)
+        )
+        return result
+
+    async def update(
+        self, resource_type: str, resource_id: str, resource: Any, *, if_match: int | None
+    ) -> Outcome:
+        check_type(resource_type, writable=True)
+        body = check_body(resource, resource_type)
+        result: Outcome = await self.run(
+            lambda plan: self.planner.update(
+                plan, body, resource_id=resource_id, if_match=if_match
+            )
+        )
+        return result
+
+    async def conditional_update(
+        self, resource_type: str, criteria: Criteria, resource: Any, *, if_match: int | None
+    ) -> Outcome:
+        check_type(resource_type, writable=True)
+        body = check_body(resource, resource_type)
+        result: Outcome = await self.run(
+            lambda plan: self.planner.conditional_update(
+                plan, body, criteria=criteria, if_match=if_match
+            )
+        )
+        return result
+
+    async def patch(
+        self, resource_type: str, resource_id: str, operations: Any, *, if_match: int | None
+    ) -> Outcome:
+        check_type(resource_type, writable=True)
+
+        async def build(plan: Plan) -> Outcome:
+            current = await self.read(resource_type, resource_id)
+            patched = apply_json_patch(from_json(current.body or b"{}"), operations)
+            if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
+                raise errors.unprocessable("a patch may not change resourceType or id")
+            version = if_match if if_match is not None else current.version
+            if if_match is not None:
+                plan.pinned = True
+            return await self.planner.update(
+                plan, patched, resource_id=resource_id, if_match=version, method="PATCH"
+            )
+
+        result: Outcome = await self.run(build)
+        return result
+
+    async def delete(
+        self, resource_type: str, resource_id: str, *, if_match: int | None
+    ) -> Outcome:
+        check_type(resource_type, writable=True)
+        result: Outcome = await self.run(
+            lambda plan: self.planner.delete(plan, resource_type, resource_id, if_match=if_match)
+        )
+        return result
+
+    async def conditional_delete(self, resource_type: str, criteria: Criteria) -> Outcome:
+        check_type(resource_type, writable=True)
+        result: Outcome = await self.run(
+            lambda plan: self.planner.conditional_delete(plan, resource_type, criteria=criteria)
+        )
+        return result
+
+
+def apply_json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
+    if not isinstance(operations, list):
+        raise errors.bad_request("a JSON Patch document is a JSON array of operations")
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(resource)
+    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPatchTestFailed) as exc:
+        raise errors.unprocessable("the patch does not apply to the current version") from exc
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise errors.bad_request("malformed JSON Patch operation") from exc
+    if not isinstance(patched, dict):
+        raise errors.unprocessable("the patch did not produce a resource")
+    return patched
+
+
+async def guard(awaitable: Awaitable[T]) -> T:
+    """Await a store call, turning storage failures into FHIR errors."""
+    try:
+        return await awaitable
+    except StoreUnavailable as exc:
+        raise errors.unavailable("the data store is unavailable; retry later") from exc
+    except (VersionConflict, ConditionalConflict):
+        raise
+    except StoreError as exc:
+        raise errors.bad_request("invalid paging cursor or request") from exc

@@ -1,0 +1,145 @@
+"""The one storage contract both adapters fulfil (SQLite embedded, MongoDB in production).
+
+Exceptions raised by any adapter (lower-layer driver errors never escape ``storage/``)::
+
+    StoreError
+     ├── StoreUnavailable      the database cannot be reached or refused the write (-> 503)
+     ├── VersionConflict       a write expected another current version (-> 409/412, or retry)
+     └── ConditionalConflict   a conditional-create claim was taken concurrently (-> retry)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from fhir_server.search.extract import IndexEntries
+    from fhir_server.search.query import SearchQuery
+
+
+class StoreError(Exception):
+    """Base of every error a store raises."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is down, unreachable or refused to make the write durable."""
+
+
+class VersionConflict(StoreError):
+    """The current version is not the one the write was planned against."""
+
+    def __init__(self, resource_type: str, resource_id: str) -> None:
+        super().__init__(f"version conflict on {resource_type}/{resource_id}")
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+
+
+class ConditionalConflict(StoreError):
+    """Another resource now matches a conditional-create criteria; re-plan the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResource:
+    """One version of a resource as stored: ``body`` is its JSON text, meta included."""
+
+    resource_type: str
+    id: str
+    version: int
+    last_updated: str  # FHIR instant, UTC, e.g. 2026-11-26T15:40:00.123456+00:00
+    deleted: bool
+    body: bytes | None  # None for a deletion tombstone
+    method: str = "PUT"  # POST, PUT, PATCH or DELETE: the interaction that wrote the version
+
+
+@dataclass(slots=True)
+class VersionWrite:
+    """A new version of one resource; ``expected_version`` 0 means "must not exist yet"."""
+
+    resource_type: str
+    id: str
+    version: int
+    expected_version: int
+    last_updated: str
+    method: str
+    body: bytes | None  # None when ``deleted``
+    index: IndexEntries | None  # None when ``deleted``
+    deleted: bool = False
+
+
+@dataclass(slots=True)
+class ConditionalClaim:
+    """Guarantees at commit time that no *other* current resource matches ``query``.
+
+    ``key`` is the normalized criteria (type + sorted parameters): stores that cannot
+    re-run the query inside the commit serialize on it with a unique index.
+    """
+
+    key: str
+    query: SearchQuery
+    resource_type: str
+    id: str
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one request (or one transaction Bundle) writes: all of it or none."""
+
+    writes: list[VersionWrite] = field(default_factory=list)
+    claims: list[ConditionalClaim] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    entries: list[StoredResource]
+    next_cursor: str | None
+
+
+@dataclass(slots=True)
+class SearchResult:
+    matches: list[StoredResource]
+    included: list[StoredResource] = field(default_factory=list)
+    total: int | None = None
+    next_cursor: str | None = None
+    prev_cursor: str | None = None
+
+
+class Store(Protocol):
+    """Async storage contract; every method may raise ``StoreUnavailable``."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers and accepts writes."""
+
+    async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
+        """The current version (possibly a deletion tombstone), or None if never written."""
+
+    async def vread(
+        self, resource_type: str, resource_id: str, version: int
+    ) -> StoredResource | None: ...
+
+    async def history(
+        self,
+        *,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        since: str | None = None,
+        count: int = 50,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        """Versions newest first; ``cursor`` comes from a previous page's ``next_cursor``."""
+
+    async def search(self, query: SearchQuery) -> SearchResult: ...
+
+    async def count_matches(self, query: SearchQuery, *, limit: int) -> list[StoredResource]:
+        """Up to ``limit`` current resources matching ``query`` (conditional interactions)."""
+
+    async def commit(self, batch: WriteBatch) -> None:
+        """Apply the whole batch atomically or raise; durable when it returns."""
+
+    async def counts(self) -> dict[str, int]:
+        """Current (not deleted) resources per type."""

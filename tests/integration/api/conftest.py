@@ -1,0 +1,38 @@
+"""An ASGI client over the real app on a real SQLite file (and on MongoDB where asked)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fhir_server.app import create_app
+from fhir_server.settings import Settings
+from tests.conftest import make_store
+
+
+async def _client(kind: str, tmp_path: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+    store, drop = await make_store(kind, tmp_path)
+    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'unused.db'}", **settings), store=store)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+        if drop is not None:
+            await store.client.drop_database(drop)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on the embedded SQLite store."""
+    async for c in _client("sqlite", tmp_path, max_body_bytes=200_000):
+        yield c
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+async def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on each store in turn: behaviour must be identical."""
+    async for c in _client(request.param, tmp_path):
+        yield c

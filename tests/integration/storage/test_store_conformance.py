@@ -1,0 +1,152 @@
+"""The store contract, run identically against SQLite (a real file) and MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+
+from fhir_server.search.extract import extract_index
+from fhir_server.search.parse import parse_search
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.base import (
+    ConditionalClaim,
+    ConditionalConflict,
+    Store,
+    VersionConflict,
+    VersionWrite,
+    WriteBatch,
+)
+
+REGISTRY = SearchRegistry.default()
+
+
+def patient(pid: str, version: int, *, mrn: str = "A1", family: str = "Kim") -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "meta": {"versionId": str(version), "lastUpdated": f"2026-01-0{version}T00:00:00+00:00"},
+        "identifier": [{"system": "urn:mrn", "value": mrn}],
+        "name": [{"family": family}],
+    }
+
+
+def write(resource: dict[str, Any], *, expected: int, deleted: bool = False) -> VersionWrite:
+    version = int(resource["meta"]["versionId"])
+    return VersionWrite(
+        resource_type=resource["resourceType"],
+        id=resource["id"],
+        version=version,
+        expected_version=expected,
+        last_updated=resource["meta"]["lastUpdated"],
+        method="DELETE" if deleted else ("POST" if expected == 0 else "PUT"),
+        body=None if deleted else orjson.dumps(resource),
+        index=None if deleted else extract_index(resource, REGISTRY),
+        deleted=deleted,
+    )
+
+
+def query(resource_type: str, **params: str) -> Any:
+    return parse_search(resource_type, list(params.items()), REGISTRY, base_url="")
+
+
+async def test_create_read_vread(store: Store) -> None:
+    await store.commit(WriteBatch(writes=[write(patient("p1", 1), expected=0)]))
+    current = await store.read("Patient", "p1")
+    assert current is not None and current.version == 1 and not current.deleted
+    assert orjson.loads(current.body or b"")["name"][0]["family"] == "Kim"
+    assert (await store.vread("Patient", "p1", 1)) == current
+    assert await store.read("Patient", "missing") is None
+    assert await store.vread("Patient", "p1", 2) is None
+
+
+async def test_update_keeps_history_and_delete_is_a_tombstone(store: Store) -> None:
+    await store.commit(WriteBatch(writes=[write(patient("p1", 1), expected=0)]))
+    await store.commit(WriteBatch(writes=[write(patient("p1", 2, family="Lee"), expected=1)]))
+    await store.commit(WriteBatch(writes=[write(patient("p1", 3), expected=2, deleted=True)]))
+    current = await store.read("Patient", "p1")
+    assert current is not None and current.deleted and current.version == 3 and current.body is None
+    old = await store.vread("Patient", "p1", 1)
+    assert old is not None and orjson.loads(old.body or b"")["name"][0]["family"] == "Kim"
+    page = await store.history(resource_type="Patient", resource_id="p1")
+    assert [(e.version, e.method) for e in page.entries] == [(3, "DELETE"), (2, "PUT"), (1, "POST")]
+    assert await store.counts() == {}
+
+
+async def test_stale_version_is_refused_and_nothing_is_written(store: Store) -> None:
+    await store.commit(WriteBatch(writes=[write(patient("p1", 1), expected=0)]))
+    batch = WriteBatch(
+        writes=[write(patient("p2", 1), expected=0), write(patient("p1", 2), expected=5)]
+    )
+    with pytest.raises(VersionConflict):
+        await store.commit(batch)
+    assert await store.read("Patient", "p2") is None  # all or nothing
+    with pytest.raises(VersionConflict):
+        await store.commit(WriteBatch(writes=[write(patient("p1", 1), expected=0)]))
+
+
+async def test_parallel_updates_of_one_version_let_exactly_one_win(store: Store) -> None:
+    await store.commit(WriteBatch(writes=[write(patient("p1", 1), expected=0)]))
+    attempts = [
+        store.commit(WriteBatch(writes=[write(patient("p1", 2, family=f"F{i}"), expected=1)]))
+        for i in range(8)
+    ]
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, VersionConflict) for r in results if r is not None)
+    page = await store.history(resource_type="Patient", resource_id="p1")
+    assert [e.version for e in page.entries] == [2, 1]
+
+
+async def test_history_pages_newest_first_with_cursor(store: Store) -> None:
+    for i in range(5):
+        await store.commit(WriteBatch(writes=[write(patient(f"p{i}", 1), expected=0)]))
+    first = await store.history(resource_type="Patient", count=2)
+    assert [e.id for e in first.entries] == ["p4", "p3"] and first.next_cursor
+    second = await store.history(resource_type="Patient", count=2, cursor=first.next_cursor)
+    assert [e.id for e in second.entries] == ["p2", "p1"]
+    third = await store.history(resource_type="Patient", count=2, cursor=second.next_cursor)
+    assert [e.id for e in third.entries] == ["p0"] and third.next_cursor is None
+    since = await store.history(since="2026-01-02T00:00:00+00:00")
+    assert since.entries == []
+
+
+async def test_search_finds_current_versions_only(store: Store) -> None:
+    await store.commit(WriteBatch(writes=[write(patient("p1", 1, mrn="X"), expected=0)]))
+    await store.commit(WriteBatch(writes=[write(patient("p1", 2, mrn="Y"), expected=1)]))
+    assert await store.count_matches(query("Patient", identifier="urn:mrn|X"), limit=2) == []
+    found = await store.count_matches(query("Patient", identifier="urn:mrn|Y"), limit=2)
+    assert [(r.id, r.version) for r in found] == [("p1", 2)]
+    await store.commit(WriteBatch(writes=[write(patient("p1", 3), expected=2, deleted=True)]))
+    assert await store.count_matches(query("Patient", identifier="urn:mrn|Y"), limit=2) == []
+
+
+async def test_conditional_claim_blocks_a_second_matching_create(store: Store) -> None:
+    criteria = query("Patient", identifier="urn:mrn|Z")
+
+    def claim(pid: str) -> WriteBatch:
+        return WriteBatch(
+            writes=[write(patient(pid, 1, mrn="Z"), expected=0)],
+            claims=[ConditionalClaim("Patient?identifier=urn%3Amrn%7CZ", criteria, "Patient", pid)],
+        )
+
+    await store.commit(claim("a"))
+    with pytest.raises(ConditionalConflict):
+        await store.commit(claim("b"))
+    assert await store.read("Patient", "b") is None
+
+
+async def test_parallel_claims_create_exactly_one(store: Store) -> None:
+    criteria = query("Patient", identifier="urn:mrn|P")
+    batches = [
+        WriteBatch(
+            writes=[write(patient(f"c{i}", 1, mrn="P"), expected=0)],
+            claims=[ConditionalClaim("Patient?identifier=P", criteria, "Patient", f"c{i}")],
+        )
+        for i in range(6)
+    ]
+    results = await asyncio.gather(*(store.commit(b) for b in batches), return_exceptions=True)
+    assert sum(r is None for r in results) == 1
+    assert len(await store.count_matches(criteria, limit=10)) == 1
