@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -49,7 +50,7 @@ def operation_outcome(issues: list[Issue]) -> dict[str, Any]:
 
 
 def outcome_response(
-    status: int, issues: list[Issue], headers: dict[str, str] | None = None
+    status: int, issues: list[Issue], headers: Mapping[str, str] | None = None
 ) -> Response:
     return Response(
         orjson.dumps(operation_outcome(issues)),

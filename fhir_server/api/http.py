@@ -81,7 +81,9 @@ async def read_json(request: Request, *, patch: bool = False) -> Any:
 def json_response(
     content: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(
+        orjson.dumps(content), status_code=status, media_type=FHIR_JSON, headers=headers
+    )
 
 
 def version_headers(stored: StoredResource, *, location_base: str | None = None) -> dict[str, str]:
@@ -125,6 +127,4 @@ def write_response(request: Request, outcome: Outcome) -> Response:
         text = outcome.message or ("created" if outcome.created else "ok")
         issue = Issue("information", "informational", text)
         return json_response(operation_outcome([issue]), status=outcome.status, headers=headers)
-    return Response(
-        stored.body, status_code=outcome.status, media_type=FHIR_JSON, headers=headers
-    )
+    return Response(stored.body, status_code=outcome.status, media_type=FHIR_JSON, headers=headers)

@@ -69,9 +69,7 @@ async def batch_or_transaction(request: Request) -> Response:
     )
     kind, results = await processor.process(bundle)
     prefer = prefer_return(request)
-    return json_response(
-        response_bundle(kind, results, base_url=base_url(request), prefer=prefer)
-    )
+    return json_response(response_bundle(kind, results, base_url=base_url(request), prefer=prefer))
 
 
 # -- type level ----------------------------------------------------------------------------

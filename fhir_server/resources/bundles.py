@@ -106,14 +106,20 @@ class BundleProcessor:
     # -- batch: each entry on its own ---------------------------------------------------------
 
     async def _batch_entry(self, entry: _Entry) -> EntryResult:
+        if entry.method in ("GET", "HEAD"):
+            return await self._get(entry)
         try:
-            if entry.method in ("GET", "HEAD"):
-                status, body = await self.on_get(entry.url)
-                return EntryResult(status, resource=body)
             outcome: Outcome = await self.service.run(lambda plan: self._plan(plan, entry, {}))
             return EntryResult(outcome.status, outcome=outcome)
         except errors.FhirError as exc:
             return EntryResult(exc.status, error=exc)
+
+    async def _get(self, entry: _Entry) -> EntryResult:
+        try:
+            status, body = await self.on_get(entry.url)
+        except errors.FhirError as exc:
+            return EntryResult(exc.status, error=exc)
+        return EntryResult(status, resource=body)
 
     # -- transaction: all or nothing -------------------------------------------------------------
 
@@ -139,12 +145,12 @@ class BundleProcessor:
 
         outcomes: dict[int, Outcome] = await self.service.run(build)
         results: dict[int, EntryResult] = {
-            index: EntryResult(outcome.status, outcome=outcome) for index, outcome in outcomes.items()
+            index: EntryResult(outcome.status, outcome=outcome)
+            for index, outcome in outcomes.items()
         }
         for entry in ordered:
             if entry.method in ("GET", "HEAD"):
-                status, body = await self.on_get(entry.url)
-                results[entry.index] = EntryResult(status, resource=body)
+                results[entry.index] = await self._get(entry)
         return [results[entry.index] for entry in entries]
 
     async def _resolve_ids(self, ordered: list[_Entry]) -> dict[str, str]:
@@ -183,11 +189,15 @@ class BundleProcessor:
         planner = self.service.planner
         rtype = entry.url.resource_type
         if rtype is None:
-            raise errors.bad_request("the entry URL names no resource type", "Bundle.entry.request.url")
+            raise errors.bad_request(
+                "the entry URL names no resource type", "Bundle.entry.request.url"
+            )
         check_type(rtype, writable=True)
         if entry.method == "DELETE":
             if entry.url.resource_id:
-                return await planner.delete(plan, rtype, entry.url.resource_id, if_match=entry.if_match)
+                return await planner.delete(
+                    plan, rtype, entry.url.resource_id, if_match=entry.if_match
+                )
             return await planner.conditional_delete(
                 plan, rtype, criteria=parse_criteria(entry.url.query or "")
             )
@@ -234,7 +244,11 @@ def _patch_operations(resource: Any) -> Any:
         try:
             return orjson.loads(base64.b64decode(resource.get("data", "")))
         except (ValueError, orjson.JSONDecodeError) as exc:
-            raise errors.bad_request("the Binary patch is not JSON", "Bundle.entry.resource") from exc
+            raise errors.bad_request(
+                "the Binary patch is not JSON", "Bundle.entry.resource"
+            ) from exc
     if isinstance(resource, list):
         return resource
-    raise errors.bad_request("PATCH entries carry a JSON Patch in a Binary", "Bundle.entry.resource")
+    raise errors.bad_request(
+        "PATCH entries carry a JSON Patch in a Binary", "Bundle.entry.resource"
+    )

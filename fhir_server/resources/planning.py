@@ -196,13 +196,17 @@ class Planner:
         if body_id is None:
             raise errors.bad_request("the resource must carry its id", f"{resource_type}.id")
         if body_id != resource_id:
-            raise errors.bad_request("the id in the body differs from the URL", f"{resource_type}.id")
+            raise errors.bad_request(
+                "the id in the body differs from the URL", f"{resource_type}.id"
+            )
         current = await self.store.read(resource_type, resource_id)
         if if_match is not None:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
                 raise errors.precondition_failed("If-Match does not name the current version")
-        stored = self._write(plan, resource, resource_id=resource_id, current=current, method=method)
+        stored = self._write(
+            plan, resource, resource_id=resource_id, current=current, method=method
+        )
         created = current is None or current.deleted
         return Outcome(201 if created else 200, stored, created=created)
 
@@ -217,7 +221,9 @@ class Planner:
         resource_type = resource["resourceType"]
         found = await self.matches(resource_type, criteria)
         if len(found) > 1:
-            raise errors.precondition_failed("the conditional update criteria match several resources")
+            raise errors.precondition_failed(
+                "the conditional update criteria match several resources"
+            )
         body_id = resource.get("id")
         if found:
             target = found[0].id
@@ -264,7 +270,9 @@ class Planner:
     ) -> Outcome:
         found = await self.matches(resource_type, criteria)
         if len(found) > 1:
-            raise errors.precondition_failed("the conditional delete criteria match several resources")
+            raise errors.precondition_failed(
+                "the conditional delete criteria match several resources"
+            )
         if not found:
             return Outcome(204, None, message="no resource matched")
         return await self.delete(plan, resource_type, found[0].id)

@@ -17,7 +17,7 @@ def parse_etag(value: str | None, *, header: str = "If-Match") -> int | None:
         return None
     match = _ETAG.match(value.strip())
     if not match:
-        raise errors.bad_request(f"{header} must be a version ETag such as W/\"3\"")
+        raise errors.bad_request(f'{header} must be a version ETag such as W/"3"')
     return int(match.group(1))
 
 
@@ -46,7 +46,9 @@ def parse_entry_url(url: str, *, base_url: str) -> EntryUrl:
         url = url[len(base_url.rstrip("/")) + 1 :]
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
-        raise errors.bad_request("an entry URL must be relative to this server", "Bundle.entry.request.url")
+        raise errors.bad_request(
+            "an entry URL must be relative to this server", "Bundle.entry.request.url"
+        )
     segments = [s for s in parts.path.split("/") if s]
     query = parts.query if "?" in url else None
     if not segments:

@@ -116,14 +116,22 @@ class ResourceService:
         return stored
 
     def parse_query(
-        self, resource_type: str | None, params: Sequence[tuple[str, str]], *, base_url: str,
+        self,
+        resource_type: str | None,
+        params: Sequence[tuple[str, str]],
+        *,
+        base_url: str,
         strict: bool,
     ) -> SearchQuery:
         if resource_type is not None:
             check_type(resource_type, writable=False)
         try:
             return parse_search(
-                resource_type, params, self.registry, base_url=base_url, strict=strict,
+                resource_type,
+                params,
+                self.registry,
+                base_url=base_url,
+                strict=strict,
                 max_count=self.max_count,
             )
         except SearchError as exc:
@@ -151,9 +159,7 @@ class ResourceService:
         check_type(resource_type, writable=True)
         body = check_body(resource, resource_type)
         result: Outcome = await self.run(
-            lambda plan: self.planner.update(
-                plan, body, resource_id=resource_id, if_match=if_match
-            )
+            lambda plan: self.planner.update(plan, body, resource_id=resource_id, if_match=if_match)
         )
         return result
 

@@ -17,7 +17,7 @@ def _model(resource_type: str) -> Any:
 
 
 def expression_of(resource_type: str, loc: tuple[int | str, ...]) -> str:
-    """pydantic's error location as a FHIRPath: ``('name', 0, 'given')`` -> ``Patient.name[0].given``."""
+    """pydantic's error location as FHIRPath: ``('name', 0)`` -> ``Patient.name[0]``."""
     path = resource_type
     for part in loc:
         if isinstance(part, int):

@@ -11,6 +11,7 @@ undone step by step if any step fails.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -119,7 +120,9 @@ class MongoStore:
         self, resource_type: str, resource_id: str, version: int
     ) -> StoredResource | None:
         async with _mapped_errors():
-            doc = await self.db.history.find_one({"_id": f"{resource_type}/{resource_id}/{version}"})
+            doc = await self.db.history.find_one(
+                {"_id": f"{resource_type}/{resource_id}/{version}"}
+            )
         return _to_resource(doc) if doc else None
 
     async def history(
@@ -169,9 +172,11 @@ class MongoStore:
         async with _mapped_errors():
             if self.transactions:
                 try:
-                    async with self.client.start_session() as session:
-                        async with await session.start_transaction():
-                            await _Commit(self.db, session).apply(batch)
+                    async with (
+                        self.client.start_session() as session,
+                        await session.start_transaction(),
+                    ):
+                        await _Commit(self.db, session).apply(batch)
                 except PyMongoError as exc:
                     if exc.has_error_label("TransientTransactionError"):
                         raise ConditionalConflict("transaction write conflict") from exc
@@ -211,10 +216,9 @@ class _Commit:
 
     async def undo(self) -> None:
         for step in reversed(self.undo_steps):
-            try:
+            # Best effort: the store is failing; leftovers are superseded by retries.
+            with contextlib.suppress(PyMongoError):
                 await step()
-            except PyMongoError:
-                pass  # best effort: the store is failing; leftovers are superseded by retries
 
     async def _claim(self, claim: ConditionalClaim) -> None:
         ref = f"{claim.resource_type}/{claim.id}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -170,10 +171,8 @@ class SqliteStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
-                try:
+                with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
             failure = StoreUnavailable("the SQLite store could not commit")
             failure.__cause__ = exc
             for job in group:
@@ -190,7 +189,7 @@ class SqliteStore:
             raise StoreUnavailable("the SQLite store is not open")
         job = _Job(fn)
         self._jobs.put(job)
-        return await asyncio.wrap_future(job.future)  # type: ignore[no-any-return]
+        return await asyncio.wrap_future(job.future)
 
     # -- readers -------------------------------------------------------------------------
 

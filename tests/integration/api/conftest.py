@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,9 @@ from fhir_server.settings import Settings
 from tests.conftest import make_store
 
 
-async def _client(kind: str, tmp_path: Path, **settings: object) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(
+    kind: str, tmp_path: Path, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     store, drop = await make_store(kind, tmp_path)
     app = create_app(Settings(store=f"sqlite:///{tmp_path / 'unused.db'}", **settings), store=store)
     async with app.router.lifespan_context(app):
@@ -32,7 +35,9 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(params=["sqlite", "mongo"])
-async def any_client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def any_client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app on each store in turn: behaviour must be identical."""
     async for c in _client(request.param, tmp_path):
         yield c

@@ -57,7 +57,8 @@ async def test_create_read_vread(store: Store) -> None:
     current = await store.read("Patient", "p1")
     assert current is not None and current.version == 1 and not current.deleted
     assert orjson.loads(current.body or b"")["name"][0]["family"] == "Kim"
-    assert (await store.vread("Patient", "p1", 1)) == current
+    old = await store.vread("Patient", "p1", 1)
+    assert old is not None and (old.version, old.body, old.method) == (1, current.body, "POST")
     assert await store.read("Patient", "missing") is None
     assert await store.vread("Patient", "p1", 2) is None
 

@@ -1,0 +1,116 @@
+"""Bad input gets a 4xx OperationOutcome naming the element; never a 500 or PHI."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from fhir_server.storage.base import StoreUnavailable
+
+FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def assert_outcome(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["severity"] in ("error", "fatal")
+    return body
+
+
+async def test_malformed_json(client: httpx.AsyncClient) -> None:
+    response = await client.post("/fhir/Patient", content=b'{"resourceType": "Pat', headers=FHIR)
+    assert_outcome(response, 400)
+
+
+async def test_invalid_resource_names_each_element_without_echoing_values(
+    client: httpx.AsyncClient,
+) -> None:
+    secret = "Hong-Gildong-1975"
+    body = {"resourceType": "Patient", "birthDate": secret, "name": [{"given": secret}]}
+    outcome = assert_outcome(await client.post("/fhir/Patient", json=body, headers=FHIR), 400)
+    expressions = {e for issue in outcome["issue"] for e in issue.get("expression", [])}
+    assert {"Patient.birthDate", "Patient.name[0].given"} <= expressions
+    assert secret not in str(outcome)
+
+
+async def test_missing_required_element(client: httpx.AsyncClient) -> None:
+    body = {"resourceType": "Observation", "code": {"text": "x"}}
+    outcome = assert_outcome(await client.post("/fhir/Observation", json=body), 400)
+    assert outcome["issue"][0]["expression"] == ["Observation.status"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status"),
+    [
+        ("POST", "/fhir/Patient", {"resourceType": "Observation"}, 400),  # wrong type for URL
+        ("PUT", "/fhir/Patient/a", {"resourceType": "Patient", "id": "b"}, 400),  # id mismatch
+        ("PUT", "/fhir/Patient/a", {"resourceType": "Patient"}, 400),  # id missing
+        ("POST", "/fhir/Medication", {"resourceType": "Medication"}, 404),  # unknown type
+        ("GET", "/fhir/Practitioner/1", None, 404),
+        ("POST", "/fhir/AuditEvent", {"resourceType": "AuditEvent"}, 405),
+        ("PUT", "/fhir/AuditEvent/1", {"resourceType": "AuditEvent", "id": "1"}, 405),
+        ("DELETE", "/fhir/AuditEvent/1", None, 405),
+        ("POST", "/fhir/Patient", [1, 2], 400),  # not an object
+        ("POST", "/fhir", {"resourceType": "Patient"}, 400),  # not a Bundle
+        ("POST", "/fhir", {"resourceType": "Bundle", "type": "collection"}, 400),
+        ("GET", "/fhir/Patient/a/_history/x", None, 404),
+        ("GET", "/nowhere", None, 404),
+    ],
+)
+async def test_request_errors(
+    client: httpx.AsyncClient, method: str, url: str, body: object, status: int
+) -> None:
+    response = await client.request(method, url, json=body)
+    assert_outcome(response, status)
+
+
+async def test_unsupported_media_type(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/fhir/Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"}
+    )
+    assert_outcome(response, 415)
+
+
+async def test_xml_is_not_acceptable(client: httpx.AsyncClient) -> None:
+    assert_outcome(
+        await client.get("/fhir/metadata", headers={"Accept": "application/fhir+xml"}), 406
+    )
+    assert_outcome(await client.get("/fhir/metadata?_format=xml"), 406)
+    ok = await client.get("/fhir/metadata", headers={"Accept": "application/fhir+json"})
+    assert ok.status_code == 200
+
+
+async def test_body_over_the_limit(client: httpx.AsyncClient) -> None:
+    big = {"resourceType": "Patient", "name": [{"family": "x" * 300_000}]}
+    assert_outcome(await client.post("/fhir/Patient", json=big), 413)
+
+
+async def test_bad_if_match(client: httpx.AsyncClient) -> None:
+    body = {"resourceType": "Patient", "id": "a"}
+    assert_outcome(
+        await client.put("/fhir/Patient/a", json=body, headers={"If-Match": "nope"}), 400
+    )
+
+
+async def test_store_down_gives_503_then_recovers(client: httpx.AsyncClient) -> None:
+    transport = client._transport
+    app = transport.app  # type: ignore[attr-defined]
+    store = app.state.store
+    real_commit, real_read, real_ping = store.commit, store.read, store.ping
+
+    async def down(*_: object, **__: object) -> None:
+        raise StoreUnavailable("simulated outage")
+
+    store.commit = store.read = store.ping = down
+    try:
+        assert_outcome(await client.post("/fhir/Patient", json={"resourceType": "Patient"}), 503)
+        assert_outcome(await client.get("/fhir/Patient/x"), 503)
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["store"]["status"] == "fail"
+    finally:
+        store.commit, store.read, store.ping = real_commit, real_read, real_ping
+    assert (await client.get("/health/ready")).status_code == 200
+    assert (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).status_code == 201
+    history = (await client.get("/fhir/Patient/_history")).json()
+    assert len(history["entry"]) == 1  # the failed write left nothing behind
