@@ -1,0 +1,103 @@
+"""The R4 patient compartment for the six resource types MediCore serves.
+
+Source: the official R4 CompartmentDefinition `patient`
+(http://hl7.org/fhir/R4/compartmentdefinition-patient.html; file
+`CompartmentDefinition-patient.json` of the `hl7.fhir.r4.core` 4.0.1 package, as stored in
+google/fhir `spec/hl7.fhir.core/4.0.1/package/`). Its entries for our types:
+
+    Patient            param link         (Patient.link.other), plus the Patient itself
+    Encounter          param patient      (Encounter.subject.where(resolve() is Patient))
+    MedicationRequest  param subject      (MedicationRequest.subject)
+    Observation        param subject, performer  (Observation.subject, Observation.performer)
+    Provenance         param patient      (Provenance.target.where(resolve() is Patient))
+    AuditEvent         param patient      (AuditEvent.agent.who | AuditEvent.entity.what,
+                                           each .where(resolve() is Patient))
+
+The FHIRPath expressions are those of the R4 SearchParameters of the same names
+(`search-parameters.json`). Here they are walked directly over the JSON, and
+`resolve() is Patient` is read from the reference text (`Patient/<id>`, possibly absolute
+or versioned), because the leaf package has no store to resolve against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+#: resource type -> compartment search parameters (CompartmentDefinition-patient, R4).
+COMPARTMENT_PARAMS: Mapping[str, tuple[str, ...]] = {
+    "Patient": ("link",),
+    "Encounter": ("patient",),
+    "MedicationRequest": ("subject",),
+    "Observation": ("subject", "performer"),
+    "Provenance": ("patient",),
+    "AuditEvent": ("patient",),
+}
+
+#: resource type -> JSON paths (dotted, lists flattened) whose References are checked.
+_REFERENCE_PATHS: Mapping[str, tuple[str, ...]] = {
+    "Patient": ("link.other",),
+    "Encounter": ("subject",),
+    "MedicationRequest": ("subject",),
+    "Observation": ("subject", "performer"),
+    "Provenance": ("target",),
+    "AuditEvent": ("agent.who", "entity.what"),
+}
+
+
+def compartment_search_params(resource_type: str) -> list[str]:
+    """Search parameters that narrow a search of `resource_type` to one patient.
+
+    A search is in the compartment when ANY of them equals `Patient/<id>`. Types outside
+    the compartment definition get an empty list, which means "never in the compartment".
+    """
+    return list(COMPARTMENT_PARAMS.get(resource_type, ()))
+
+
+def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, parts)
+        return
+    if not parts:
+        yield node
+        return
+    if isinstance(node, Mapping) and parts[0] in node:
+        yield from _walk(node[parts[0]], parts[1:])
+
+
+def patient_id_of_reference(reference: Any) -> str | None:
+    """The patient id a Reference points at, or None if it is not a Patient reference."""
+    if not isinstance(reference, Mapping):
+        return None
+    ref = reference.get("reference")
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool:
+    """True when `resource` belongs to the compartment of Patient `patient_id`."""
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or resource_type not in _REFERENCE_PATHS:
+        return False
+    if resource_type == "Patient" and resource.get("id") == patient_id:
+        return True
+    for path in _REFERENCE_PATHS[resource_type]:
+        for ref in _walk(resource, path.split(".")):
+            if patient_id_of_reference(ref) == patient_id:
+                return True
+    return False
+
+
+__all__ = [
+    "COMPARTMENT_PARAMS",
+    "compartment_search_params",
+    "in_patient_compartment",
+    "patient_id_of_reference",
+]

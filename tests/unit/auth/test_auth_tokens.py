@@ -1,0 +1,256 @@
+"""The server's key directory, its access/id tokens, and hospital IdP tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
+
+from auth import keys as keys_module
+from auth.errors import InvalidToken, KeyFileError
+from auth.keys import KeyRing
+from auth.tokens import (
+    ExternalIssuer,
+    issue_access_token,
+    issue_id_token,
+    verify_access_token,
+)
+
+ISS = "https://medicore.example/auth"
+AUD = "https://medicore.example/fhir"
+NOW = int(time.time())
+
+
+@pytest.fixture(scope="module")
+def ring() -> KeyRing:
+    return KeyRing.generate()
+
+
+def issue(ring: KeyRing, **kw):
+    args: dict[str, Any] = {
+        "issuer": ISS,
+        "audience": AUD,
+        "subject": "nurse001",
+        "client_id": "app",
+        "scope": "launch/patient patient/Observation.rs",
+        "role": "nurse",
+        "patient": "p1",
+        "fhir_user": "Practitioner/n1",
+        "now": NOW,
+    }
+    args.update(kw)
+    return issue_access_token(ring, **args)
+
+
+def test_directory_is_created_private_and_reused(tmp_path: Path):
+    keydir = tmp_path / "keys"
+    first = KeyRing.load_or_create(keydir)
+    assert oct(keydir.stat().st_mode & 0o777) == "0o700"
+    files = sorted(p.name for p in keydir.iterdir())
+    assert files == ["signing-0001-ES256.pem", "signing-0001-RS256.pem"]
+    assert all((keydir / f).stat().st_mode & 0o777 == 0o600 for f in files)
+    second = KeyRing.load_or_create(keydir)  # e.g. `medicore token` beside `medicore serve`
+    assert second.jwks() == first.jwks()
+    token = issue(first).token
+    assert (
+        verify_access_token(second, token, issuer=ISS, audience=AUD, now=NOW)["sub"] == "nurse001"
+    )
+
+
+def test_rotation_is_seen_by_another_worker(tmp_path: Path):
+    a = KeyRing.load_or_create(tmp_path)
+    b = KeyRing.load_or_create(tmp_path)
+    new_kid = a.rotate()
+    assert a.active_kid() == new_kid
+    token = issue(a).token
+    # b has never seen the new key: it re-reads the directory on an unknown kid
+    assert verify_access_token(b, token, issuer=ISS, audience=AUD, now=NOW)["role"] == "nurse"
+    assert len(b.jwks()["keys"]) == 3
+
+
+def test_group_readable_key_refused(tmp_path: Path):
+    KeyRing.load_or_create(tmp_path)
+    os.chmod(tmp_path / "signing-0001-ES256.pem", 0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        KeyRing.load_or_create(tmp_path)
+
+
+def test_jwk_file_and_rs256_default(tmp_path: Path):
+    key = RSAKey.generate_key(2048)
+    path = tmp_path / "hsm-export.jwk.json"
+    path.write_text(json.dumps(key.as_dict(private=True)))
+    path.chmod(0o600)
+    ring = KeyRing.load_or_create(tmp_path, default_alg="RS256", algs=("RS256",))
+    assert ring.active_kid("RS256") == key.thumbprint()
+    token = issue(ring).token
+    assert jwt.decode(token, ring.public_keyset(), algorithms=["RS256"]).header["alg"] == "RS256"
+
+
+def test_jwks_is_public_only(ring: KeyRing):
+    for key in ring.jwks()["keys"]:
+        assert "d" not in key and "p" not in key
+        assert key["use"] == "sig" and key["alg"] in ("ES256", "RS256") and key["kid"]
+
+
+def test_access_token_claims(ring: KeyRing):
+    issued = issue(ring)
+    claims = verify_access_token(ring, issued.token, issuer=ISS, audience=AUD, now=NOW)
+    assert claims["exp"] - claims["iat"] == 3600 == issued.expires_in
+    assert claims["jti"] == issued.jti
+    for name, value in [
+        ("iss", ISS), ("aud", AUD), ("sub", "nurse001"), ("client_id", "app"), ("role", "nurse"),
+        ("patient", "p1"), ("fhirUser", "Practitioner/n1"),
+        ("scope", "launch/patient patient/Observation.rs"),
+    ]:  # fmt: skip
+        assert claims[name] == value
+    assert (
+        jwt.decode(issued.token, ring.public_keyset(), algorithms=["ES256"]).header["alg"]
+        == "ES256"
+    )
+
+
+def test_lifetimes_are_capped(ring: KeyRing):
+    assert issue(ring, backend_service=True).expires_in == 300
+    with pytest.raises(ValueError):
+        issue(ring, backend_service=True, lifetime=301)
+    with pytest.raises(ValueError):
+        issue(ring, lifetime=3601)
+    with pytest.raises(ValueError):
+        issue(ring, extra={"role": "doctor"})
+
+
+@pytest.mark.parametrize(
+    ("kw", "now"),
+    [
+        ({}, NOW + 3601),  # expired
+        ({"issuer": "https://other.example"}, NOW),
+        ({"audience": "https://other.example/fhir"}, NOW),
+        ({}, NOW - 60),  # issued in the future
+    ],
+)
+def test_access_token_rejections(ring: KeyRing, kw: dict[str, str], now: int):
+    token = issue(ring, **kw).token
+    with pytest.raises(InvalidToken):
+        verify_access_token(ring, token, issuer=ISS, audience=AUD, now=now)
+
+
+def test_foreign_and_forged_tokens_rejected(ring: KeyRing):
+    other = KeyRing.generate(algs=("ES256",))
+    with pytest.raises(InvalidToken, match="key id"):
+        verify_access_token(ring, issue(other).token, issuer=ISS, audience=AUD, now=NOW)
+    body = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "x",
+        "exp": NOW + 60,
+        "iat": NOW,
+        "jti": "j",
+        "scope": "",
+    }
+    kid = ring.active_kid()
+    hs = jwt.encode(
+        {"alg": "HS256", "kid": kid}, body, OctKey.generate_key(256), algorithms=["HS256"]
+    )
+    with pytest.raises(InvalidToken, match="algorithm"):
+        verify_access_token(ring, hs, issuer=ISS, audience=AUD, now=NOW)
+    impostor = ECKey.generate_key("P-256")
+    forged = jwt.encode({"alg": "ES256", "kid": kid}, body, impostor, algorithms=["ES256"])
+    with pytest.raises(InvalidToken):
+        verify_access_token(ring, forged, issuer=ISS, audience=AUD, now=NOW)
+    with pytest.raises(InvalidToken):
+        verify_access_token(ring, "not-a-token", issuer=ISS, audience=AUD, now=NOW)
+
+
+def test_id_token_is_rs256_for_the_client(ring: KeyRing):
+    token = issue_id_token(
+        ring, issuer=ISS, client_id="app", subject="doctor001", fhir_user="Practitioner/d1",
+        nonce="n-1", now=NOW,
+    )  # fmt: skip
+    decoded = jwt.decode(token, ring.public_keyset(), algorithms=["RS256"])
+    assert decoded.header["alg"] == "RS256"
+    assert decoded.claims["aud"] == "app"
+    assert (decoded.claims["fhirUser"], decoded.claims["nonce"]) == ("Practitioner/d1", "n-1")
+
+
+@pytest.fixture(scope="module")
+def idp_key() -> RSAKey:
+    return RSAKey.generate_key(2048, auto_kid=True)
+
+
+def idp_token(key: RSAKey, **claims) -> str:
+    body = {
+        "iss": "https://idp.hospital.example",
+        "sub": "u-42",
+        "aud": "medicore",
+        "exp": NOW + 600,
+    }
+    body.update(claims)
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key, algorithms=["RS256"])
+
+
+def test_external_idp_with_nested_role_claim(idp_key: RSAKey):
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example",
+        jwks=KeySet([idp_key]).as_dict(private=False),
+        audience="medicore",
+        role_claim="realm_access.roles",
+        role_map={"physician": "doctor", "rn": "nurse"},
+    )
+    token = idp_token(idp_key, realm_access={"roles": ["offline", "rn"]}, scope="user/*.rs openid")
+    ident = issuer.verify(token, now=NOW)
+    assert (ident.subject, ident.role, ident.scope) == ("u-42", "nurse", "user/*.rs openid")
+    assert issuer.verify(idp_token(idp_key, realm_access={"roles": ["x"]}), now=NOW).role is None
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iss": "https://evil.example"},
+        {"aud": "someone-else"},
+        {"exp": NOW - 3600},
+        {"nbf": NOW + 3600},
+    ],
+)
+def test_external_idp_rejections(idp_key: RSAKey, claims: dict[str, object]):
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example",
+        jwks=KeySet([idp_key]).as_dict(private=False),
+        audience="medicore",
+    )
+    with pytest.raises(InvalidToken):
+        issuer.verify(idp_token(idp_key, **claims), now=NOW)
+
+
+def test_external_idp_unknown_key_and_flat_role(idp_key: RSAKey):
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example", jwks=KeySet([idp_key]).as_dict(private=False)
+    )
+    assert issuer.verify(idp_token(idp_key, role="auditor"), now=NOW).role == "auditor"
+    stranger = RSAKey.generate_key(2048, auto_kid=True)
+    with pytest.raises(InvalidToken):
+        issuer.verify(idp_token(stranger), now=NOW)
+
+
+def test_unknown_kids_do_not_reread_an_unchanged_directory(tmp_path: Path, monkeypatch):
+    ring = KeyRing.load_or_create(tmp_path)
+    reads: list[Path] = []
+    real = keys_module._load_dir
+
+    def counting(path: Path):
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(keys_module, "_load_dir", counting)
+    for i in range(20):  # a flood of made-up kids
+        assert not ring.has_kid(f"made-up-{i}")
+    assert reads == []
+    other = KeyRing.load_or_create(tmp_path)
+    new_kid = other.rotate()
+    assert ring.has_kid(new_kid)
+    assert len(reads) >= 1
