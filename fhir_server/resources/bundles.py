@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +11,7 @@ from fhir_server.resources.meta import from_json, new_id
 from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
 from fhir_server.resources.service import ResourceService, apply_json_patch
+from fhir_server.storage.base import RecordWrite
 
 # The order FHIR R4 (http.html#trules) prescribes for processing transaction entries.
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -92,7 +93,10 @@ class BundleProcessor:
         self.base_url = base_url
         self.on_get = on_get
 
-    async def process(self, bundle: Any) -> tuple[str, list[EntryResult]]:
+    async def process(
+        self, bundle: Any, *, records: Sequence[RecordWrite] = ()
+    ) -> tuple[str, list[EntryResult]]:
+        """Run a batch or transaction; ``records`` commit atomically with a transaction."""
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise errors.bad_request("POST to the base URL takes a Bundle", "Bundle.resourceType")
         kind = bundle.get("type")
@@ -100,7 +104,9 @@ class BundleProcessor:
             raise errors.bad_request("Bundle.type must be batch or transaction", "Bundle.type")
         entries = _entries(bundle, base_url=self.base_url)
         if kind == "transaction":
-            return "transaction-response", await self._transaction(entries)
+            return "transaction-response", await self._transaction(entries, records)
+        if records:
+            raise ValueError("records commit only with a transaction")
         return "batch-response", [await self._batch_entry(entry) for entry in entries]
 
     # -- batch: each entry on its own ---------------------------------------------------------
@@ -123,13 +129,16 @@ class BundleProcessor:
 
     # -- transaction: all or nothing -------------------------------------------------------------
 
-    async def _transaction(self, entries: list[_Entry]) -> list[EntryResult]:
+    async def _transaction(
+        self, entries: list[_Entry], records: Sequence[RecordWrite]
+    ) -> list[EntryResult]:
         ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
         seen_full_urls = [e.full_url for e in entries if e.full_url]
         if len(seen_full_urls) != len(set(seen_full_urls)):
             raise errors.bad_request("two entries share one fullUrl", "Bundle.entry.fullUrl")
 
         async def build(plan: Plan) -> dict[int, Outcome]:
+            plan.batch.records.extend(records)
             mapping = await self._resolve_ids(ordered)
             outcomes: dict[int, Outcome] = {}
             for entry in ordered:

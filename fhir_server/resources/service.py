@@ -44,7 +44,7 @@ class ResourceService:
         for attempt in range(_MAX_ATTEMPTS):
             plan = Plan()
             result = await guard(build(plan))
-            if not plan.batch.writes:
+            if not (plan.batch.writes or plan.batch.records):
                 return result
             try:
                 await self.store.commit(plan.batch)

@@ -5,6 +5,7 @@ Exceptions raised by any adapter (lower-layer driver errors never escape ``stora
     StoreError
      ├── StoreUnavailable      the database cannot be reached or refused the write (-> 503)
      ├── VersionConflict       a write expected another current version (-> 409/412, or retry)
+     ├── RecordExists          an insert-only record write found its key taken
      └── ConditionalConflict   a conditional-create claim was taken concurrently (-> retry)
 """
 
@@ -33,6 +34,15 @@ class VersionConflict(StoreError):
         super().__init__(f"version conflict on {resource_type}/{resource_id}")
         self.resource_type = resource_type
         self.resource_id = resource_id
+
+
+class RecordExists(StoreError):
+    """An ``if_absent`` record write found its key already present."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"record {kind} already exists")
+        self.kind = kind
+        self.key = key
 
 
 class ConditionalConflict(StoreError):
@@ -82,11 +92,26 @@ class ConditionalClaim:
 
 
 @dataclass(slots=True)
+class RecordWrite:
+    """A server-side record (HL7 inbox, users, clients, tokens...) keyed by (kind, key).
+
+    Records are JSON documents outside the FHIR resource space; they commit in the same
+    batch as resources, so e.g. an HL7 message's status changes with the data it wrote.
+    """
+
+    kind: str
+    key: str
+    doc: dict[str, Any] | None  # None deletes the record
+    if_absent: bool = False  # insert only: RecordExists if the key is taken
+
+
+@dataclass(slots=True)
 class WriteBatch:
     """Everything one request (or one transaction Bundle) writes: all of it or none."""
 
     writes: list[VersionWrite] = field(default_factory=list)
     claims: list[ConditionalClaim] = field(default_factory=list)
+    records: list[RecordWrite] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -143,3 +168,19 @@ class Store(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Current (not deleted) resources per type."""
+
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    async def find_records(
+        self,
+        kind: str,
+        *,
+        where: dict[str, str | int | bool] | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Records of ``kind`` whose top-level fields equal ``where``, by key order."""
+
+    async def count_records(
+        self, kind: str, *, where: dict[str, str | int | bool] | None = None
+    ) -> int: ...

@@ -25,6 +25,8 @@ from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
     HistoryPage,
+    RecordExists,
+    RecordWrite,
     SearchResult,
     StoredResource,
     StoreError,
@@ -85,6 +87,8 @@ class MongoStore:
             await self.db.history.create_index([("type", ASCENDING), ("seq", DESCENDING)])
             await self.db.history.create_index([("type", ASCENDING), ("id", ASCENDING)])
             await self.db.resources.create_index([("type", ASCENDING), ("lastUpdated", ASCENDING)])
+            await self.db.records.create_index([("kind", ASCENDING), ("key", ASCENDING)])
+            await self.db.records.create_index([("kind", ASCENDING), ("doc.status", ASCENDING)])
             await mongo_search.ensure_indexes(self.db)
             self.transactions = await self._supports_transactions()
 
@@ -166,6 +170,33 @@ class MongoStore:
             rows = await self.db.resources.aggregate(pipeline).to_list(None)
         return {row["_id"]: row["n"] for row in rows}
 
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        async with _mapped_errors():
+            doc = await self.db.records.find_one({"_id": f"{kind}/{key}"})
+        return dict(doc["doc"]) if doc else None
+
+    async def find_records(
+        self,
+        kind: str,
+        *,
+        where: dict[str, str | int | bool] | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        query = _record_query(kind, where)
+        if after is not None:
+            query["key"] = {"$gt": after}
+        async with _mapped_errors():
+            docs = await self.db.records.find(query).sort("key", ASCENDING).to_list(limit)
+        return [(d["key"], dict(d["doc"])) for d in docs]
+
+    async def count_records(
+        self, kind: str, *, where: dict[str, str | int | bool] | None = None
+    ) -> int:
+        async with _mapped_errors():
+            count: int = await self.db.records.count_documents(_record_query(kind, where))
+        return count
+
     # -- commit ----------------------------------------------------------------------------
 
     async def commit(self, batch: WriteBatch) -> None:
@@ -190,6 +221,13 @@ class MongoStore:
                 raise
 
 
+def _record_query(kind: str, where: dict[str, str | int | bool] | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"kind": kind}
+    for field_name, value in (where or {}).items():
+        query[f"doc.{field_name}"] = value
+    return query
+
+
 class _Commit:
     """Applies one batch; without a transaction it keeps an undo log of what it changed."""
 
@@ -201,6 +239,8 @@ class _Commit:
     async def apply(self, batch: WriteBatch) -> None:
         for claim in batch.claims:
             await self._claim(claim)
+        for record in batch.records:
+            await self._record(record)
         if not batch.writes:
             return
         counter = await self.db.counters.find_one_and_update(
@@ -255,6 +295,29 @@ class _Commit:
                 {"_id": claim.key, "ref": ref}, {"$set": {"ref": old_ref, "at": old_at}}
             )
         )
+
+    async def _record(self, record: RecordWrite) -> None:
+        records = self.db.records
+        key = f"{record.kind}/{record.key}"
+        before = await records.find_one({"_id": key}, session=self.session)
+        if record.if_absent and before is not None:
+            raise RecordExists(record.kind, record.key)
+        if record.doc is None:
+            await records.delete_one({"_id": key}, session=self.session)
+        elif before is None:
+            doc = {"_id": key, "kind": record.kind, "key": record.key, "doc": record.doc}
+            try:
+                await records.insert_one(doc, session=self.session)
+            except DuplicateKeyError:
+                raise RecordExists(record.kind, record.key) from None
+        else:
+            await records.update_one(
+                {"_id": key}, {"$set": {"doc": record.doc}}, session=self.session
+            )
+        if before is None:
+            self.undo_steps.append(lambda: records.delete_one({"_id": key}))
+        else:
+            self.undo_steps.append(lambda: records.replace_one({"_id": key}, before))
 
     async def _claim_is_stale(self, held: dict[str, Any], claim: ConditionalClaim) -> bool:
         """A claim is stale when its resource no longer matches, or never came to be."""

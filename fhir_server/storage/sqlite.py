@@ -20,11 +20,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
+
 from fhir_server.storage import sqlite_search
 from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
     HistoryPage,
+    RecordExists,
+    RecordWrite,
     SearchResult,
     StoredResource,
     StoreError,
@@ -301,12 +305,91 @@ class SqliteStore:
     async def commit(self, batch: WriteBatch) -> None:
         await self._write(lambda conn: _apply_batch(conn, batch))
 
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        def fetch(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(
+                "SELECT doc FROM record WHERE kind=? AND key=?", (kind, key)
+            ).fetchone()
+            return _load_doc(row[0]) if row else None
+
+        return await self._read(fetch)
+
+    async def find_records(
+        self,
+        kind: str,
+        *,
+        where: dict[str, str | int | bool] | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        clause, args = _record_filter(kind, where)
+        if after is not None:
+            clause += " AND key>?"
+            args.append(after)
+        sql = f"SELECT key, doc FROM record WHERE {clause} ORDER BY key LIMIT ?"
+
+        def fetch(conn: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
+            return [(key, _load_doc(doc)) for key, doc in conn.execute(sql, (*args, limit))]
+
+        return await self._read(fetch)
+
+    async def count_records(
+        self, kind: str, *, where: dict[str, str | int | bool] | None = None
+    ) -> int:
+        clause, args = _record_filter(kind, where)
+
+        def fetch(conn: sqlite3.Connection) -> int:
+            count: int = conn.execute(f"SELECT count(*) FROM record WHERE {clause}", args).fetchone()[0]
+            return count
+
+        return await self._read(fetch)
+
 
 def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
     for claim in batch.claims:
         _check_claim(conn, claim)
     for write in batch.writes:
         _apply_write(conn, write)
+    for record in batch.records:
+        _apply_record(conn, record)
+
+
+def _apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
+    if record.doc is None:
+        conn.execute("DELETE FROM record WHERE kind=? AND key=?", (record.kind, record.key))
+        return
+    doc = orjson.dumps(record.doc).decode()
+    if record.if_absent:
+        cur = conn.execute(
+            "INSERT INTO record (kind, key, doc) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.kind, record.key, doc),
+        )
+        if cur.rowcount == 0:
+            raise RecordExists(record.kind, record.key)
+        return
+    conn.execute(
+        "INSERT INTO record (kind, key, doc) VALUES (?, ?, ?)"
+        " ON CONFLICT (kind, key) DO UPDATE SET doc=excluded.doc",
+        (record.kind, record.key, doc),
+    )
+
+
+def _record_filter(
+    kind: str, where: dict[str, str | int | bool] | None
+) -> tuple[str, list[Any]]:
+    clause = "kind=?"
+    args: list[Any] = [kind]
+    for field_name, value in (where or {}).items():
+        if not field_name.replace("_", "").isalnum():
+            raise ValueError("record filter fields are plain names")
+        clause += f" AND json_extract(doc, '$.{field_name}')=?"
+        args.append(int(value) if isinstance(value, bool) else value)
+    return clause, args
+
+
+def _load_doc(text: str) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(text)
+    return doc
 
 
 def _check_claim(conn: sqlite3.Connection, claim: ConditionalClaim) -> None:

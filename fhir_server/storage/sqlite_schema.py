@@ -30,4 +30,12 @@ CORE_SCHEMA: tuple[str, ...] = (
     )""",
     "CREATE INDEX IF NOT EXISTS history_type_seq ON history (rtype, seq)",
     "CREATE INDEX IF NOT EXISTS history_updated ON history (last_updated)",
+    """CREATE TABLE IF NOT EXISTS record (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID""",
+    # Operators list records by status (e.g. failed HL7 messages): keep that cheap.
+    "CREATE INDEX IF NOT EXISTS record_status ON record (kind, json_extract(doc, '$.status'))",
 )

@@ -14,6 +14,8 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
+    RecordExists,
+    RecordWrite,
     Store,
     VersionConflict,
     VersionWrite,
@@ -151,3 +153,42 @@ async def test_parallel_claims_create_exactly_one(store: Store) -> None:
     results = await asyncio.gather(*(store.commit(b) for b in batches), return_exceptions=True)
     assert sum(r is None for r in results) == 1
     assert len(await store.count_matches(criteria, limit=10)) == 1
+
+
+async def test_records_commit_with_the_batch_and_insert_only_is_enforced(store: Store) -> None:
+    inbox = RecordWrite("hl7_inbox", "LAB|0001", {"status": "received", "size": 120})
+    await store.commit(WriteBatch(records=[inbox]))
+    assert await store.get_record("hl7_inbox", "LAB|0001") == {"status": "received", "size": 120}
+    with pytest.raises(RecordExists):
+        await store.commit(
+            WriteBatch(records=[RecordWrite("hl7_inbox", "LAB|0001", {"status": "x"}, if_absent=True)])
+        )
+    failing = WriteBatch(
+        writes=[write(patient("r1", 1), expected=0)],
+        records=[RecordWrite("hl7_inbox", "LAB|0001", {"status": "x"}, if_absent=True)],
+    )
+    with pytest.raises(RecordExists):
+        await store.commit(failing)
+    assert await store.read("Patient", "r1") is None  # the resource write was undone too
+    done = WriteBatch(
+        writes=[write(patient("r1", 1), expected=0)],
+        records=[RecordWrite("hl7_inbox", "LAB|0001", {"status": "processed", "size": 120})],
+    )
+    await store.commit(done)
+    assert (await store.get_record("hl7_inbox", "LAB|0001") or {})["status"] == "processed"
+
+
+async def test_find_and_count_records(store: Store) -> None:
+    records = [
+        RecordWrite("hl7_inbox", f"k{i}", {"status": "failed" if i % 2 else "processed", "n": i})
+        for i in range(7)
+    ]
+    await store.commit(WriteBatch(records=[*records, RecordWrite("user", "k1", {"status": "failed"})]))
+    failed = await store.find_records("hl7_inbox", where={"status": "failed"})
+    assert [key for key, _ in failed] == ["k1", "k3", "k5"]
+    assert await store.count_records("hl7_inbox", where={"status": "failed"}) == 3
+    assert await store.count_records("hl7_inbox") == 7
+    page = await store.find_records("hl7_inbox", after="k4", limit=2)
+    assert [key for key, _ in page] == ["k5", "k6"]
+    await store.commit(WriteBatch(records=[RecordWrite("hl7_inbox", "k1", None)]))
+    assert await store.get_record("hl7_inbox", "k1") is None
