@@ -1,0 +1,132 @@
+"""Type-aware walk over resource JSON, driven by the R4 element table shipped in data/."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+BACKBONE_TYPES = frozenset({"BackboneElement", "Element"})
+RESOURCE_TYPES = (
+    "Patient",
+    "Encounter",
+    "MedicationRequest",
+    "Observation",
+    "Provenance",
+    "AuditEvent",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """What a JSON key of a node means: its element definition path and concrete type."""
+
+    path: str
+    type: str
+    is_list: bool
+    binding: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A complex value met during the walk, with where it sits."""
+
+    type_path: str
+    value: dict[str, Any]
+    expression: str
+    resource: dict[str, Any]
+    root: dict[str, Any]
+
+
+def _upper_first(code: str) -> str:
+    return code[:1].upper() + code[1:]
+
+
+class ElementTable:
+    """Children of every resource/datatype/backbone path, with choice types expanded."""
+
+    def __init__(self, elements: dict[str, dict[str, Any]]) -> None:
+        self.children: dict[str, dict[str, Child]] = {}
+        self._typed: dict[tuple[str, frozenset[str]], tuple[tuple[str, str], ...]] = {}
+        for path, el in elements.items():
+            if "." not in path:
+                continue
+            parent, name = path.rsplit(".", 1)
+            is_list = el.get("max", "1") != "1"
+            binding = el.get("binding")
+            kids = self.children.setdefault(parent, {})
+            if "ref" in el:
+                kids[name] = Child(el["ref"], "BackboneElement", is_list, binding)
+                continue
+            types = el.get("types") or ["BackboneElement"]
+            if name.endswith("[x]"):
+                stem = name[:-3]
+                for t in types:
+                    kids[stem + _upper_first(t)] = Child(path, t, is_list, binding)
+            else:
+                kids[name] = Child(path, types[0], is_list, binding)
+
+    def keys_of_types(self, type_path: str, types: frozenset[str]) -> tuple[tuple[str, str], ...]:
+        """(json key, type) of the children of type_path whose type is in types; memoized."""
+        memo_key = (type_path, types)
+        found = self._typed.get(memo_key)
+        if found is None:
+            kids = self.children.get(type_path) or {}
+            found = tuple((k, c.type) for k, c in kids.items() if c.type in types)
+            self._typed[memo_key] = found
+        return found
+
+    def child(self, type_path: str, key: str) -> Child | None:
+        kids = self.children.get(type_path)
+        return kids.get(key) if kids else None
+
+    def _descends(self, child: Child) -> bool:
+        return (
+            child.type in BACKBONE_TYPES or child.type == "Resource" or child.type in self.children
+        )
+
+    def walk(self, resource: dict[str, Any]) -> Iterator[Node]:
+        """Yield every complex node of a resource (contained ones included), depth first."""
+        rt = resource.get("resourceType")
+        if isinstance(rt, str) and rt in self.children:
+            yield from self._walk(rt, resource, rt, resource, resource)
+
+    def _walk(
+        self,
+        type_path: str,
+        value: dict[str, Any],
+        expr: str,
+        resource: dict[str, Any],
+        root: dict[str, Any],
+    ) -> Iterator[Node]:
+        yield Node(type_path, value, expr, resource, root)
+        kids = self.children.get(type_path)
+        if not kids:
+            return
+        for key, raw in value.items():
+            child = kids.get(key)
+            if child is None or not self._descends(child):
+                continue
+            items = raw if isinstance(raw, list) else [raw]
+            for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    continue
+                sub = f"{expr}.{key}[{i}]" if isinstance(raw, list) else f"{expr}.{key}"
+                if child.type == "Resource":
+                    inner = item.get("resourceType")
+                    if isinstance(inner, str) and inner in self.children:
+                        yield from self._walk(inner, item, sub, item, root)
+                elif child.type in BACKBONE_TYPES:
+                    yield from self._walk(child.path, item, sub, resource, root)
+                else:
+                    yield from self._walk(child.type, item, sub, resource, root)
+
+
+@cache
+def element_table() -> ElementTable:
+    """The shared table, loaded once per process."""
+    return ElementTable(json.loads((DATA_DIR / "elements.json").read_text()))
