@@ -23,7 +23,7 @@ from fhir_server.resources.meta import (
     stamp,
     to_json,
 )
-from fhir_server.resources.validation import validate_structure
+from fhir_server.resources.validation import check_resource
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
@@ -36,6 +36,7 @@ from fhir_server.storage.base import (
     VersionWrite,
     WriteBatch,
 )
+from profiles import Validator
 
 Criteria = Sequence[tuple[str, str]]
 
@@ -100,9 +101,10 @@ def check_body(resource: Any, resource_type: str) -> dict[str, Any]:
 class Planner:
     """Builds plans; knows the store only through reads."""
 
-    def __init__(self, store: Store, registry: SearchRegistry) -> None:
+    def __init__(self, store: Store, registry: SearchRegistry, validator: Validator) -> None:
         self.store = store
         self.registry = registry
+        self.validator = validator
 
     # -- criteria ------------------------------------------------------------------------
 
@@ -143,7 +145,7 @@ class Planner:
         resource_type = resource["resourceType"]
         version = (current.version if current else 0) + 1
         stamped = stamp(resource, resource_id=resource_id, version=version, now=plan.now)
-        validate_structure(stamped)
+        check_resource(self.validator, stamped, mode="create" if current is None else "update")
         return plan.add(
             VersionWrite(
                 resource_type=resource_type,

@@ -25,16 +25,25 @@ from fhir_server.storage.base import (
     StoreUnavailable,
     VersionConflict,
 )
+from profiles import Validator
 
 T = TypeVar("T")
 _MAX_ATTEMPTS = 8  # re-plans after losing a race; each loser sees the winner's commit
 
 
 class ResourceService:
-    def __init__(self, store: Store, registry: SearchRegistry, *, max_count: int = 1000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: SearchRegistry,
+        *,
+        validator: Validator | None = None,
+        max_count: int = 1000,
+    ) -> None:
         self.store = store
         self.registry = registry
-        self.planner = Planner(store, registry)
+        self.validator = validator or Validator.default()
+        self.planner = Planner(store, registry, self.validator)
         self.max_count = max_count
 
     # -- running plans -----------------------------------------------------------------

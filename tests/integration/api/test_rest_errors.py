@@ -114,3 +114,23 @@ async def test_store_down_gives_503_then_recovers(client: httpx.AsyncClient) -> 
     assert (await client.post("/fhir/Patient", json={"resourceType": "Patient"})).status_code == 201
     history = (await client.get("/fhir/Patient/_history")).json()
     assert len(history["entry"]) == 1  # the failed write left nothing behind
+
+
+async def test_required_binding_and_invariant_violations(client: httpx.AsyncClient) -> None:
+    bogus = {"resourceType": "Patient", "gender": "bogus"}
+    outcome = assert_outcome(await client.post("/fhir/Patient", json=bogus), 400)
+    assert outcome["issue"][0]["expression"] == ["Patient.gender"]
+    assert "AdministrativeGender" in outcome["issue"][0]["diagnostics"]
+    done = {"resourceType": "Observation", "status": "done", "code": {"text": "x"}}
+    outcome = assert_outcome(await client.post("/fhir/Observation", json=done), 400)
+    assert outcome["issue"][0]["expression"] == ["Observation.status"]
+    # obs-6: dataAbsentReason only when there is no value
+    both = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "valueString": "v",
+        "dataAbsentReason": {"text": "unknown"},
+    }
+    outcome = assert_outcome(await client.post("/fhir/Observation", json=both), 400)
+    assert "obs-6" in str(outcome)
