@@ -1,0 +1,142 @@
+"""Value normalization shared by extraction (write time) and parsing (query time)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+# Dates are indexed as integer milliseconds since the epoch (UTC), inclusive ranges.
+MIN_MS = -62135596800000  # 0001-01-01T00:00:00Z
+MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+
+_DATE_RE = re.compile(
+    r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
+    r"(?:T(?P<H>\d{2})(?::(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?)?"
+    r"(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form (NFKC so Hangul syllables and jamo agree)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", stripped).casefold().strip()
+
+
+def exact(text: str) -> str:
+    """The form :exact compares: Unicode-normalized (NFC), case and accents kept."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _ms(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def date_range(text: str) -> tuple[int, int] | None:
+    """The inclusive [low, high] range in ms a FHIR date/dateTime/instant covers."""
+    m = _DATE_RE.match(text.strip())
+    if not m:
+        return None
+    try:
+        year = int(m["y"])
+        tz = m["tz"]
+        offset = timedelta(0)
+        if tz and tz != "Z":
+            sign = -1 if tz[0] == "-" else 1
+            offset = sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+        if m["m"] is None:
+            start = datetime(year, 1, 1, tzinfo=UTC)
+            end = datetime(year + 1, 1, 1, tzinfo=UTC) if year < 9999 else None
+        elif m["d"] is None:
+            month = int(m["m"])
+            start = datetime(year, month, 1, tzinfo=UTC)
+            nxt = (year + 1, 1) if month == 12 else (year, month + 1)
+            end = datetime(nxt[0], nxt[1], 1, tzinfo=UTC) if nxt[0] <= 9999 else None
+        else:
+            start = datetime(year, int(m["m"]), int(m["d"]), tzinfo=UTC)
+            if m["H"] is None:
+                end = start + timedelta(days=1)
+            else:
+                hour, minute = int(m["H"]), int(m["M"] or 0)
+                if hour > 23 or minute > 59:
+                    return None
+                second = int(m["S"] or 0)
+                if second > 59:
+                    return None
+                frac = m["f"] or ""
+                micro = int((frac + "000000")[:6]) if frac else 0
+                start = start.replace(hour=hour, minute=minute, second=second, microsecond=micro)
+                start -= offset
+                if m["S"] is None:
+                    end = start + timedelta(minutes=1)
+                elif frac and len(frac) < 3:
+                    end = start + timedelta(milliseconds=10 ** (3 - len(frac)))
+                elif frac:
+                    end = start + timedelta(milliseconds=1)
+                else:
+                    end = start + timedelta(seconds=1)
+    except (ValueError, OverflowError):
+        return None
+    low = _ms(start)
+    high = _ms(end) - 1 if end is not None else MAX_MS
+    return low, high
+
+
+def decimal_value(text: str) -> Decimal | None:
+    """A search number as Decimal (keeps the precision the client wrote)."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def precision_range(value: Decimal) -> tuple[float, float]:
+    """The half-open interval a number written with this precision stands for."""
+    exponent = value.as_tuple().exponent
+    half = Decimal(5).scaleb(int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
+    return float(value - half), float(value + half)
+
+
+# UCUM: a few unit families converted to one canonical unit (value * factor).
+_UCUM_PREFIX = {"": 1.0, "k": 1e3, "d": 1e-1, "c": 1e-2, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+_UCUM_BASE = {"g": "g", "L": "L", "l": "L", "m": "m", "mol": "mol", "s": "s"}
+_UCUM_SPECIAL = {
+    "min": (60.0, "s"),
+    "h": (3600.0, "s"),
+    "d": (86400.0, "s"),
+    "wk": (604800.0, "s"),
+    "[lb_av]": (453.59237, "g"),
+    "[in_i]": (0.0254, "m"),
+    "[ft_i]": (0.3048, "m"),
+    "%": (0.01, "1"),
+}
+UCUM = "http://unitsofmeasure.org"
+
+
+def _simple_unit(code: str) -> tuple[float, str] | None:
+    if code in _UCUM_SPECIAL:
+        return _UCUM_SPECIAL[code]
+    for base in sorted(_UCUM_BASE, key=len, reverse=True):
+        if code.endswith(base):
+            prefix = code[: -len(base)]
+            if prefix in _UCUM_PREFIX:
+                return _UCUM_PREFIX[prefix], _UCUM_BASE[base]
+    return None
+
+
+def ucum_canonical(value: float, code: str) -> tuple[float, str] | None:
+    """(value, unit) in canonical UCUM units for simple and ``a/b`` units, else None."""
+    if "/" in code:
+        top, _, bottom = code.partition("/")
+        num, den = _simple_unit(top), _simple_unit(bottom)
+        if num is None or den is None:
+            return None
+        return value * num[0] / den[0], f"{num[1]}/{den[1]}"
+    unit = _simple_unit(code)
+    if unit is None:
+        return None
+    return value * unit[0], unit[1]

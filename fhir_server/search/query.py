@@ -1,0 +1,175 @@
+"""The store-neutral search query each storage adapter compiles (SQL / MongoDB filter)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fhir_server.search.errors import SearchError
+
+# Criterion.kind values
+TOKEN, TEXT, STRING, DATE, NUMBER, REFERENCE, URI = (
+    "token",
+    "text",
+    "string",
+    "date",
+    "number",
+    "reference",
+    "uri",
+)
+COMPOSITE, ID, MISSING, CHAIN, HAS = "composite", "id", "missing", "chain", "has"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenValue:
+    """``system`` None: any system; "" : no system. ``code`` None: any code (``system|``)."""
+
+    system: str | None
+    code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StringValue:
+    mode: str  # "start" (folded prefix), "exact", "contains" (folded substring)
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class DateValue:
+    prefix: str
+    low: int  # inclusive ms range the search value stands for
+    high: int
+
+
+@dataclass(frozen=True, slots=True)
+class NumberValue:
+    prefix: str
+    value: float
+    low: float  # half-open precision interval [low, high)
+    high: float
+    system: str | None = None  # quantity unit system/code; None = any
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceValue:
+    """``type`` None: any type; "" : ``id`` holds an absolute or canonical URL."""
+
+    type: str | None
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class UriValue:
+    mode: str  # "eq", "below", "above"
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompositeValue:
+    first: TokenValue
+    second: Any  # TokenValue | NumberValue | DateValue | StringValue
+    second_kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainValue:
+    """Matches resources whose ``param`` reference points at a target matching ``inner``."""
+
+    targets: tuple[tuple[str, Criterion], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HasValue:
+    """Matches resources referenced through ``ref_param`` by a ``source_type`` matching."""
+
+    source_type: str
+    ref_param: str
+    inner: Criterion
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One search parameter occurrence: ``values`` are OR-ed, criteria are AND-ed."""
+
+    param: str  # index parameter name (may end in :identifier, :of-type, :canonical)
+    kind: str
+    values: tuple[Any, ...]
+    negate: bool = False  # token :not, and ``ne`` handled per value
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    param: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    source_type: str  # "*" for any
+    param: str  # "*" for every reference parameter
+    target_type: str | None = None
+    iterate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A keyset position: sort values and the store's tie-breaker of a boundary row."""
+
+    direction: str  # "next" (after the row) or "prev" (before it)
+    values: tuple[Any, ...]
+    last: Any
+
+    def encode(self) -> str:
+        raw = json.dumps([self.direction, list(self.values), self.last], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            direction, values, last = json.loads(raw)
+            if direction not in ("next", "prev") or not isinstance(values, list):
+                raise ValueError(direction)
+        except (ValueError, TypeError) as exc:
+            raise SearchError("_cursor", "malformed paging cursor") from exc
+        return cls(direction=direction, values=tuple(values), last=last)
+
+
+@dataclass(slots=True)
+class SearchQuery:
+    """A parsed search; ``params`` is the normalized parameter list used for links."""
+
+    resource_types: tuple[str, ...]
+    criteria: tuple[Criterion, ...] = ()
+    sort: tuple[SortKey, ...] = ()
+    count: int = 50
+    cursor: Cursor | None = None
+    include: tuple[Include, ...] = ()
+    revinclude: tuple[Include, ...] = ()
+    total: str | None = None  # None (server default), "none", "estimate", "accurate"
+    summary: str | None = None  # "true", "text", "data", "count", "false"
+    elements: tuple[str, ...] = ()
+    ignored: list[str] = field(default_factory=list)
+    params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def resource_type(self) -> str | None:
+        return self.resource_types[0] if len(self.resource_types) == 1 else None
+
+    def key(self) -> str:
+        """Normalized criteria (type + sorted parameters), e.g. for conditional claims."""
+        shaping = {
+            "_count",
+            "_sort",
+            "_include",
+            "_revinclude",
+            "_total",
+            "_summary",
+            "_elements",
+            "_cursor",
+        }
+        parts = sorted(f"{k}={v}" for k, v in self.params if k.split(":")[0] not in shaping)
+        return ",".join(self.resource_types) + "?" + "&".join(parts)

@@ -1,0 +1,309 @@
+"""SQLite search: index tables keyed on ``resource.rid``, writing them, running queries.
+
+Every function is synchronous: the adapter runs them in a thread, on a reader connection
+or on the writer connection inside its write transaction. Paging is keyset-based (sort
+values + rid), never OFFSET, so deep pages cost what the first one does.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from fhir_server.search.errors import SearchError
+from fhir_server.search.extract import IndexEntries
+from fhir_server.search.query import Cursor, Include, SearchQuery
+from fhir_server.storage.base import SearchResult, StoredResource
+from fhir_server.storage.sqlite_search_sql import json_path, where_sql
+
+DEFAULT_TOTAL_CAP = 1000  # default _total: exact up to this many matches, else omitted
+MAX_INCLUDED = 1000
+_NULL_SORT = -1e308  # missing sort values sort first ascending (below numbers and text)
+
+SCHEMA: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS idx_token (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " system TEXT NOT NULL, code TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_token_q ON idx_token (param, code, system, rid)",
+    "CREATE INDEX IF NOT EXISTS idx_token_s ON idx_token (param, system, rid)",
+    "CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_text (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " text TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_text_q ON idx_text (param, text)",
+    "CREATE INDEX IF NOT EXISTS idx_text_rid ON idx_text (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_string (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " norm TEXT NOT NULL, exact TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_string_q ON idx_string (param, norm, rid)",
+    "CREATE INDEX IF NOT EXISTS idx_string_rid ON idx_string (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_date (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " lo INTEGER NOT NULL, hi INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_date_lo ON idx_date (param, lo, hi)",
+    "CREATE INDEX IF NOT EXISTS idx_date_hi ON idx_date (param, hi)",
+    "CREATE INDEX IF NOT EXISTS idx_date_rid ON idx_date (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_number (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_number_q ON idx_number (param, value)",
+    "CREATE INDEX IF NOT EXISTS idx_number_rid ON idx_number (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_ref (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " rtype TEXT NOT NULL, ref_id TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_ref_q ON idx_ref (param, ref_id, rtype, rid)",
+    "CREATE INDEX IF NOT EXISTS idx_ref_target ON idx_ref (ref_id, rtype, param)",
+    "CREATE INDEX IF NOT EXISTS idx_ref_rid ON idx_ref (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_uri (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " uri TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_uri_q ON idx_uri (param, uri)",
+    "CREATE INDEX IF NOT EXISTS idx_uri_rid ON idx_uri (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_composite (rid INTEGER NOT NULL, param TEXT NOT NULL,"
+    " a_system TEXT NOT NULL, a_code TEXT NOT NULL, b_system TEXT NOT NULL,"
+    " b_code TEXT NOT NULL, b_num REAL, b_lo INTEGER, b_hi INTEGER, b_str TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_composite_q ON idx_composite (param, a_code)",
+    "CREATE INDEX IF NOT EXISTS idx_composite_rid ON idx_composite (rid, param)",
+    "CREATE TABLE IF NOT EXISTS idx_sort (rid INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
+)
+_TABLES = (
+    "idx_token",
+    "idx_text",
+    "idx_string",
+    "idx_date",
+    "idx_number",
+    "idx_ref",
+    "idx_uri",
+    "idx_composite",
+    "idx_sort",
+)
+
+
+def write_index(
+    conn: sqlite3.Connection, rid: int, resource_type: str, entries: IndexEntries
+) -> None:
+    """Insert the index rows of one resource (call ``delete_index`` first on rewrite)."""
+    del resource_type  # rows key on rid; the type lives in ``resource``
+    many = conn.executemany
+    if entries.tokens:
+        many("INSERT INTO idx_token VALUES (?,?,?,?)", [(rid, *t) for t in entries.tokens])
+    if entries.texts:
+        many("INSERT INTO idx_text VALUES (?,?,?)", [(rid, *t) for t in entries.texts])
+    if entries.strings:
+        many("INSERT INTO idx_string VALUES (?,?,?,?)", [(rid, *s) for s in entries.strings])
+    if entries.dates:
+        many("INSERT INTO idx_date VALUES (?,?,?,?)", [(rid, *d) for d in entries.dates])
+    if entries.numbers:
+        many("INSERT INTO idx_number VALUES (?,?,?,?,?)", [(rid, *n) for n in entries.numbers])
+    if entries.references:
+        many("INSERT INTO idx_ref VALUES (?,?,?,?)", [(rid, *r) for r in entries.references])
+    if entries.uris:
+        many("INSERT INTO idx_uri VALUES (?,?,?)", [(rid, *u) for u in entries.uris])
+    if entries.composites:
+        many(
+            "INSERT INTO idx_composite VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(rid, *c) for c in entries.composites],
+        )
+    conn.execute(
+        "INSERT OR REPLACE INTO idx_sort VALUES (?, ?)",
+        (rid, json.dumps(entries.sort, separators=(",", ":"), ensure_ascii=False)),
+    )
+
+
+def delete_index(conn: sqlite3.Connection, rid: int) -> None:
+    """Remove every index row of one resource (before a rewrite, and on delete)."""
+    for table in _TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
+
+
+def _order_columns(query: SearchQuery) -> list[tuple[str, bool, list[Any]]]:
+    """(SQL expression, descending, args) per sort key, then the rid tie-breaker."""
+    columns: list[tuple[str, bool, list[Any]]] = []
+    for key in query.sort:
+        if key.param == "_id":
+            columns.append(("r.id", key.descending, []))
+        else:
+            expr = f"COALESCE(json_extract(s.doc, ?), {_NULL_SORT})"
+            columns.append((expr, key.descending, [json_path(key.param)]))
+    columns.append(("r.rid", False, []))
+    return columns
+
+
+def _keyset(columns: list[tuple[str, bool, list[Any]]], cursor: Cursor) -> tuple[str, list[Any]]:
+    values = [*cursor.values, cursor.last]
+    if len(values) != len(columns):
+        raise SearchError("_cursor", "cursor does not belong to this search")
+    ors: list[str] = []
+    args: list[Any] = []
+    for i, (expr, descending, expr_args) in enumerate(columns):
+        parts: list[str] = []
+        for j, (prev_expr, _, prev_args) in enumerate(columns[:i]):
+            parts.append(f"{prev_expr} = ?")
+            args += [*prev_args, values[j]]
+        after = descending if cursor.direction == "prev" else not descending
+        parts.append(f"{expr} {'>' if after else '<'} ?")
+        args += [*expr_args, values[i]]
+        ors.append("(" + " AND ".join(parts) + ")")
+    return "(" + " OR ".join(ors) + ")", args
+
+
+def _select(
+    conn: sqlite3.Connection, query: SearchQuery, *, limit: int, with_cursor: bool
+) -> list[tuple[Any, ...]]:
+    where, args = where_sql(query.criteria, query.resource_types)
+    columns = _order_columns(query)
+    select_args: list[Any] = [a for _, _, col_args in columns for a in col_args]
+    if with_cursor and query.cursor is not None:
+        keyset, keyset_args = _keyset(columns, query.cursor)
+        where += " AND " + keyset
+        args += keyset_args
+    reverse = with_cursor and query.cursor is not None and query.cursor.direction == "prev"
+    order = ", ".join(f"{expr} {'DESC' if desc != reverse else 'ASC'}" for expr, desc, _ in columns)
+    order_args = [a for _, _, col_args in columns for a in col_args]
+    join = " LEFT JOIN idx_sort s ON s.rid = r.rid" if query.sort else ""
+    sort_select = "".join(f", {expr}" for expr, _, _ in columns)
+    sql = (
+        f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body{sort_select}"
+        f" FROM resource r{join} WHERE {where} ORDER BY {order} LIMIT ?"
+    )
+    rows = conn.execute(sql, [*select_args, *args, *order_args, limit]).fetchall()
+    return list(reversed(rows)) if reverse else rows
+
+
+def _stored(row: tuple[Any, ...]) -> StoredResource:
+    body = row[4]
+    return StoredResource(
+        resource_type=row[0],
+        id=row[1],
+        version=row[2],
+        last_updated=row[3],
+        deleted=False,
+        body=body.encode() if isinstance(body, str) else body,
+    )
+
+
+def matching(conn: sqlite3.Connection, query: SearchQuery, *, limit: int) -> list[StoredResource]:
+    """Up to ``limit`` current resources matching the criteria (conditional interactions)."""
+    where, args = where_sql(query.criteria, query.resource_types)
+    rows = conn.execute(
+        f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body FROM resource r"
+        f" WHERE {where} ORDER BY r.rid LIMIT ?",
+        [*args, limit],
+    ).fetchall()
+    return [_stored(row) for row in rows]
+
+
+def count(conn: sqlite3.Connection, query: SearchQuery, *, cap: int | None = None) -> int:
+    where, args = where_sql(query.criteria, query.resource_types)
+    inner = f"SELECT 1 FROM resource r WHERE {where}" + (" LIMIT ?" if cap else "")
+    row = conn.execute(f"SELECT COUNT(*) FROM ({inner})", [*args, *([cap + 1] if cap else [])])
+    return int(row.fetchone()[0])
+
+
+def execute(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
+    """One page of matches (+ included resources, total and cursors) for ``query``."""
+    page_size = 0 if query.summary == "count" else query.count
+    result = SearchResult(matches=[])
+    if page_size > 0:
+        rows = _select(conn, query, limit=page_size + 1, with_cursor=True)
+        backwards = query.cursor is not None and query.cursor.direction == "prev"
+        more = len(rows) > page_size
+        if more:
+            rows = rows[1:] if backwards else rows[:page_size]
+        result.matches = [_stored(row) for row in rows]
+        if rows:
+            first, last = rows[0], rows[-1]
+            has_next = more if not backwards else True
+            has_prev = more if backwards else query.cursor is not None
+            if has_next:
+                result.next_cursor = Cursor("next", tuple(last[5:-1]), last[-1]).encode()
+            if has_prev:
+                result.prev_cursor = Cursor("prev", tuple(first[5:-1]), first[-1]).encode()
+        result.included = _included(conn, query, rows)
+    result.total = _total(conn, query, page_size, result)
+    return result
+
+
+def _total(
+    conn: sqlite3.Connection, query: SearchQuery, page: int, result: SearchResult
+) -> int | None:
+    mode = "accurate" if query.summary == "count" else query.total
+    if mode == "none":
+        return None
+    if mode is None and query.cursor is None and page and len(result.matches) < page:
+        return len(result.matches)
+    if mode in ("accurate", "estimate"):
+        return count(conn, query)
+    capped = count(conn, query, cap=DEFAULT_TOTAL_CAP)
+    return capped if capped <= DEFAULT_TOTAL_CAP else None
+
+
+def _included(
+    conn: sqlite3.Connection, query: SearchQuery, rows: list[tuple[Any, ...]]
+) -> list[StoredResource]:
+    if not rows or not (query.include or query.revinclude):
+        return []
+    seen = {(row[0], row[1]) for row in rows}
+    frontier = [(row[0], row[1]) for row in rows]
+    included: list[StoredResource] = []
+    first_round = True
+    while frontier and len(included) < MAX_INCLUDED:
+        found: list[tuple[Any, ...]] = []
+        for inc in query.include:
+            if first_round or inc.iterate:
+                found += _forward(conn, inc, frontier)
+        for inc in query.revinclude:
+            if first_round or inc.iterate:
+                found += _reverse(conn, inc, frontier)
+        frontier = []
+        for row in found:
+            key = (row[0], row[1])
+            if key not in seen and len(included) < MAX_INCLUDED:
+                seen.add(key)
+                frontier.append(key)
+                included.append(_stored(row))
+        first_round = False
+    return included
+
+
+def _pairs_filter(frontier: list[tuple[str, str]], alias: str) -> tuple[str, list[Any]]:
+    marks = " OR ".join(f"({alias}.rtype = ? AND {alias}.id = ?)" for _ in frontier)
+    return f"({marks})", [v for pair in frontier for v in pair]
+
+
+def _forward(
+    conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
+) -> list[tuple[Any, ...]]:
+    sources = [p for p in frontier if inc.source_type in ("*", p[0])]
+    if not sources:
+        return []
+    pairs, args = _pairs_filter(sources, "src")
+    sql = (
+        "SELECT DISTINCT t.rtype, t.id, t.version, t.last_updated, t.body FROM resource src"
+        " JOIN idx_ref x ON x.rid = src.rid"
+        " JOIN resource t ON t.rtype = x.rtype AND t.id = x.ref_id AND t.deleted = 0"
+        f" WHERE {pairs}"
+    )
+    if inc.param != "*":
+        sql += " AND x.param = ?"
+        args.append(inc.param)
+    if inc.target_type:
+        sql += " AND t.rtype = ?"
+        args.append(inc.target_type)
+    return conn.execute(sql + " LIMIT ?", [*args, MAX_INCLUDED]).fetchall()
+
+
+def _reverse(
+    conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
+) -> list[tuple[Any, ...]]:
+    pairs, args = _pairs_filter(frontier, "x")
+    pairs = pairs.replace("x.id", "x.ref_id")
+    sql = (
+        "SELECT DISTINCT s.rtype, s.id, s.version, s.last_updated, s.body FROM idx_ref x"
+        " JOIN resource s ON s.rid = x.rid AND s.deleted = 0"
+        f" WHERE {pairs}"
+    )
+    if inc.source_type != "*":
+        sql += " AND s.rtype = ?"
+        args.append(inc.source_type)
+    if inc.param != "*":
+        sql += " AND x.param = ?"
+        args.append(inc.param)
+    if inc.target_type:
+        sql += " AND x.rtype = ?"
+        args.append(inc.target_type)
+    return conn.execute(sql + " LIMIT ?", [*args, MAX_INCLUDED]).fetchall()
