@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,6 +11,7 @@ from fastapi import FastAPI
 
 from fhir_server.api import capability, health, rest
 from fhir_server.api.errors import install_error_handlers
+from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
 from fhir_server.resources.service import ResourceService
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
@@ -17,15 +20,24 @@ from fhir_server.storage import Store, store_from_uri
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
-    the_store = store or store_from_uri(settings.store, mongo_database=settings.mongo_database)
+    check_audit_allowed(settings)
+    the_store = store or store_from_uri(
+        settings.store, mongo_database=settings.mongo_database, audit_key=load_audit_key(settings)
+    )
     registry = SearchRegistry.default()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_store.open()
+        indexer = asyncio.create_task(
+            index_audit_forever(the_store, interval=settings.audit_index_interval)
+        )
         try:
             yield
         finally:
+            indexer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await indexer
             await the_store.close()
 
     app = FastAPI(

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from fhir_server import cli_audit
 from fhir_server.settings import Settings
 
 
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=_serve)
+    cli_audit.register(commands)
     return parser
 
 

@@ -16,6 +16,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     max_page_size: int = 1000
     mongo_database: str = "medicore"
+    data_dir: str = "data"  # keys and other local state live here
+    server_id: str = "medicore"  # names this server in AuditEvent.source.observer
+    audit_enabled: bool = True  # benchmark-only switch; refused in production
+    audit_key: str | None = None  # HMAC key of the audit chain; else <data_dir>/keys/audit-hmac.key
+    audit_index_interval: float = 2.0  # seconds between background AuditEvent indexing runs
 
     @property
     def is_production(self) -> bool:

@@ -12,6 +12,7 @@ import pytest
 from fhir_server.storage.base import Store
 
 MONGO_URI = os.environ.get("MEDICORE_TEST_MONGODB_URI")
+AUDIT_KEY = b"test-audit-chain-key"
 
 
 async def make_store(kind: str, tmp_path: Path) -> tuple[Store, str | None]:
@@ -19,15 +20,15 @@ async def make_store(kind: str, tmp_path: Path) -> tuple[Store, str | None]:
     if kind == "sqlite":
         from fhir_server.storage.sqlite import SqliteStore
 
-        return SqliteStore(tmp_path / "store.db"), None
+        return SqliteStore(tmp_path / "store.db", audit_key=AUDIT_KEY), None
     from fhir_server.storage.mongo import MongoStore
 
     name = f"medicore_test_{uuid.uuid4().hex[:12]}"
     if MONGO_URI:
-        return MongoStore.from_uri(MONGO_URI, database=name), name
+        return MongoStore.from_uri(MONGO_URI, database=name, audit_key=AUDIT_KEY), name
     from mongomock_motor import AsyncMongoMockClient
 
-    return MongoStore(AsyncMongoMockClient(), database=name), None
+    return MongoStore(AsyncMongoMockClient(), database=name, audit_key=AUDIT_KEY), None
 
 
 @pytest.fixture(params=["sqlite", "mongo"])

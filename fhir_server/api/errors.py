@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from fhir_server.api.auditing import record_failure
 from fhir_server.resources.errors import FhirError, Issue
 
 FHIR_JSON = "application/fhir+json"
@@ -65,14 +66,16 @@ def simple_outcome(status: int, message: str, *, code: str | None = None) -> Res
     return outcome_response(status, [issue])
 
 
-async def _fhir_error(_: Request, exc: Exception) -> Response:
+async def _fhir_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FhirError)
+    await record_failure(request, exc.status, reason=exc.code)
     return outcome_response(exc.status, exc.issues, exc.headers or None)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    await record_failure(request, status, reason=_HTTP_CODES.get(status, "exception"))
     message = {
         404: "no such endpoint",
         405: "this interaction is not supported here",
@@ -82,8 +85,9 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    await record_failure(request, 400, reason="invalid")
     issues = [
         Issue(
             "error",
@@ -102,6 +106,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
         "unhandled error",
         extra={"error_type": type(exc).__name__, "path_template": request.scope.get("route_path")},
     )
+    await record_failure(request, 500, reason="exception")
     return outcome_response(
         500, [Issue("fatal", "exception", "internal error; the request was not completed")]
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
+from fhir_server.api import auditing
 from fhir_server.api.bundles import history_bundle
 from fhir_server.api.deps import search_params, service
 from fhir_server.api.http import base_url, prefer_strict
@@ -13,6 +14,7 @@ from fhir_server.api.search_bundle import build_searchset
 from fhir_server.resources import errors
 from fhir_server.resources.meta import from_json, normalize_instant
 from fhir_server.resources.requests import EntryUrl, parse_criteria
+from fhir_server.storage.base import StoredResource
 
 _DEFAULT_PAGE = 50
 
@@ -53,7 +55,14 @@ async def history(
     )
     path = "".join(f"/{p}" for p in (resource_type, resource_id) if p) + "/_history"
     keep = {k: v for k, v in values.items() if k in ("_since", "_count")}
-    return history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
+    bundle = history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
+    kind = (
+        "history-instance"
+        if resource_id
+        else ("history-type" if resource_type else "history-system")
+    )
+    await auditing.record_query(request, kind, bundle, resource_type=resource_type)
+    return bundle
 
 
 async def search(
@@ -65,12 +74,31 @@ async def search(
         resource_type, search_params(params), base_url=base, strict=prefer_strict(request)
     )
     result = await svc.search(query)
-    return build_searchset(result, query, base_url=base)
+    bundle = build_searchset(result, query, base_url=base)
+    await auditing.record_query(request, "search", bundle, resource_type=resource_type)
+    return bundle
+
+
+async def read(request: Request, resource_type: str, resource_id: str) -> StoredResource:
+    stored = await service(request).read(resource_type, resource_id)
+    await auditing.record_read(
+        request, "read", from_json(stored.body or b"{}"), version=stored.version
+    )
+    return stored
+
+
+async def vread(
+    request: Request, resource_type: str, resource_id: str, version: str
+) -> StoredResource:
+    stored = await service(request).vread(resource_type, resource_id, version)
+    await auditing.record_read(
+        request, "vread", from_json(stored.body or b"{}"), version=stored.version
+    )
+    return stored
 
 
 async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any] | None]:
     """Answer a GET entry of a batch or transaction."""
-    svc = service(request)
     params = parse_criteria(url.query or "")
     if url.history:
         return 200, await history(
@@ -78,8 +106,8 @@ async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any
         )
     if url.resource_type and url.resource_id:
         if url.version:
-            stored = await svc.vread(url.resource_type, url.resource_id, url.version)
+            stored = await vread(request, url.resource_type, url.resource_id, url.version)
         else:
-            stored = await svc.read(url.resource_type, url.resource_id)
+            stored = await read(request, url.resource_type, url.resource_id)
         return 200, from_json(stored.body or b"{}")
     return 200, await search(request, url.resource_type, params)

@@ -8,7 +8,8 @@ from email.utils import parsedate_to_datetime
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from fhir_server.api import reads
+from fhir_server.api import auditing, reads
+from fhir_server.api.auditing import trail
 from fhir_server.api.bundles import response_bundle
 from fhir_server.api.deps import service
 from fhir_server.api.errors import FHIR_JSON
@@ -66,8 +67,12 @@ async def batch_or_transaction(request: Request) -> Response:
         service(request),
         base_url=base_url(request),
         on_get=lambda url: reads.entry_get(request, url),
+        trail=trail(request),
     )
     kind, results = await processor.process(bundle)
+    if kind == "batch-response":
+        trail(request).add("batch", status=200)
+    await auditing.commit(request)
     prefer = prefer_return(request)
     return json_response(response_bundle(kind, results, base_url=base_url(request), prefer=prefer))
 
@@ -110,7 +115,9 @@ async def create(request: Request, resource_type: str) -> Response:
     resource = await read_json(request)
     header = request.headers.get("if-none-exist")
     criteria = parse_criteria(header.split("?", 1)[-1]) if header else None
-    outcome = await service(request).create(resource_type, resource, if_none_exist=criteria)
+    outcome = await service(request).create(
+        resource_type, resource, if_none_exist=criteria, trail=trail(request)
+    )
     return write_response(request, outcome)
 
 
@@ -124,6 +131,7 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
         _criteria(request),
         resource,
         if_match=parse_etag(request.headers.get("if-match")),
+        trail=trail(request),
     )
     return write_response(request, outcome)
 
@@ -131,7 +139,9 @@ async def conditional_update(request: Request, resource_type: str) -> Response:
 @router.delete("/{resource_type}", summary="Conditional delete")
 async def conditional_delete(request: Request, resource_type: str) -> Response:
     check_accept(request)
-    outcome = await service(request).conditional_delete(resource_type, _criteria(request))
+    outcome = await service(request).conditional_delete(
+        resource_type, _criteria(request), trail=trail(request)
+    )
     return write_response(request, outcome)
 
 
@@ -150,14 +160,14 @@ async def instance_history(request: Request, resource_type: str, resource_id: st
 @router.get("/{resource_type}/{resource_id}/_history/{version}", summary="vread")
 async def vread(request: Request, resource_type: str, resource_id: str, version: str) -> Response:
     check_accept(request)
-    stored = await service(request).vread(resource_type, resource_id, version)
+    stored = await reads.vread(request, resource_type, resource_id, version)
     return Response(stored.body, media_type=FHIR_JSON, headers=version_headers(stored))
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     check_accept(request)
-    stored = await service(request).read(resource_type, resource_id)
+    stored = await reads.read(request, resource_type, resource_id)
     headers = version_headers(stored)
     if _not_modified(request, version=stored.version, last_updated=stored.last_updated):
         return Response(status_code=304, headers=headers)
@@ -170,7 +180,11 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
     check_type(resource_type, writable=True)
     resource = await read_json(request)
     outcome = await service(request).update(
-        resource_type, resource_id, resource, if_match=parse_etag(request.headers.get("if-match"))
+        resource_type,
+        resource_id,
+        resource,
+        if_match=parse_etag(request.headers.get("if-match")),
+        trail=trail(request),
     )
     return write_response(request, outcome)
 
@@ -181,7 +195,11 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
     check_type(resource_type, writable=True)
     operations = await read_json(request, patch=True)
     outcome = await service(request).patch(
-        resource_type, resource_id, operations, if_match=parse_etag(request.headers.get("if-match"))
+        resource_type,
+        resource_id,
+        operations,
+        if_match=parse_etag(request.headers.get("if-match")),
+        trail=trail(request),
     )
     return write_response(request, outcome)
 
@@ -190,7 +208,10 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
 async def delete(request: Request, resource_type: str, resource_id: str) -> Response:
     check_accept(request)
     outcome = await service(request).delete(
-        resource_type, resource_id, if_match=parse_etag(request.headers.get("if-match"))
+        resource_type,
+        resource_id,
+        if_match=parse_etag(request.headers.get("if-match")),
+        trail=trail(request),
     )
     return write_response(request, outcome)
 

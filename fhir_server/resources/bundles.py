@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_server.resources import errors
+from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import from_json, new_id
 from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
 from fhir_server.resources.service import ResourceService, apply_json_patch
 from fhir_server.storage.base import RecordWrite
+
+_INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
 
 # The order FHIR R4 (http.html#trules) prescribes for processing transaction entries.
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -88,10 +91,18 @@ def _rewrite_references(value: Any, mapping: dict[str, str]) -> Any:
 
 
 class BundleProcessor:
-    def __init__(self, service: ResourceService, *, base_url: str, on_get: GetHandler) -> None:
+    def __init__(
+        self,
+        service: ResourceService,
+        *,
+        base_url: str,
+        on_get: GetHandler,
+        trail: AuditTrail | None = None,
+    ) -> None:
         self.service = service
         self.base_url = base_url
         self.on_get = on_get
+        self.trail = trail
 
     async def process(
         self, bundle: Any, *, records: Sequence[RecordWrite] = ()
@@ -115,9 +126,19 @@ class BundleProcessor:
         if entry.method in ("GET", "HEAD"):
             return await self._get(entry)
         try:
-            outcome: Outcome = await self.service.run(lambda plan: self._plan(plan, entry, {}))
+            outcome: Outcome = await self.service.run(
+                lambda plan: self._plan(plan, entry, {}), trail=self.trail
+            )
             return EntryResult(outcome.status, outcome=outcome)
         except errors.FhirError as exc:
+            if self.trail is not None:
+                self.trail.add(
+                    _INTERACTION[entry.method],
+                    status=exc.status,
+                    resource_type=entry.url.resource_type,
+                    resource_id=entry.url.resource_id,
+                    description=exc.code,
+                )
             return EntryResult(exc.status, error=exc)
 
     async def _get(self, entry: _Entry) -> EntryResult:
@@ -150,9 +171,11 @@ class BundleProcessor:
                     exc.expression = exc.expression or (f"Bundle.entry[{entry.index}]",)
                     exc.diagnostics = f"entry {entry.index}: {exc.diagnostics}"
                     raise
+            if plan.trail is not None:
+                plan.trail.add("transaction", status=200)
             return outcomes
 
-        outcomes: dict[int, Outcome] = await self.service.run(build)
+        outcomes: dict[int, Outcome] = await self.service.run(build, trail=self.trail)
         results: dict[int, EntryResult] = {
             index: EntryResult(outcome.status, outcome=outcome)
             for index, outcome in outcomes.items()

@@ -14,9 +14,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.resources import errors
+from fhir_server.resources.auditing import AuditTrail, patients_of
 from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
     WRITABLE_TYPES,
+    from_json,
     is_valid_id,
     new_id,
     now_instant,
@@ -59,6 +61,21 @@ class Plan:
     batch: WriteBatch = field(default_factory=WriteBatch)
     pinned: bool = False
     touched: set[tuple[str, str]] = field(default_factory=set)
+    trail: AuditTrail | None = None
+
+    def note(self, interaction: str, outcome: Outcome, resource: dict[str, Any] | None) -> Outcome:
+        """Record the interaction's AuditEvent; it commits in the same batch as the write."""
+        if self.trail is not None:
+            stored = outcome.stored
+            self.trail.add(
+                interaction,
+                status=outcome.status,
+                resource_type=stored.resource_type if stored else None,
+                resource_id=stored.id if stored else None,
+                version=stored.version if stored else None,
+                patients=patients_of(resource) if resource else (),
+            )
+        return outcome
 
     def add(self, write: VersionWrite) -> StoredResource:
         key = (write.resource_type, write.id)
@@ -175,12 +192,12 @@ class Planner:
             if len(found) > 1:
                 raise errors.precondition_failed("If-None-Exist criteria match several resources")
             if found:
-                return Outcome(200, found[0])
+                return plan.note("create", Outcome(200, found[0]), resource)
         new = resource_id or new_id()
         if if_none_exist:
             plan.batch.claims.append(self.claim(resource_type, if_none_exist, new))
         stored = self._write(plan, resource, resource_id=new, current=None, method="POST")
-        return Outcome(201, stored, created=True)
+        return plan.note("create", Outcome(201, stored, created=True), {**resource, "id": new})
 
     async def update(
         self,
@@ -210,7 +227,8 @@ class Planner:
             plan, resource, resource_id=resource_id, current=current, method=method
         )
         created = current is None or current.deleted
-        return Outcome(201 if created else 200, stored, created=created)
+        outcome = Outcome(201 if created else 200, stored, created=created)
+        return plan.note("patch" if method == "PATCH" else "update", outcome, resource)
 
     async def conditional_update(
         self,
@@ -251,7 +269,7 @@ class Planner:
         if current is None:
             raise errors.not_found(f"{resource_type}/{resource_id} does not exist")
         if current.deleted:
-            return Outcome(204, current, message="already deleted")
+            return plan.note("delete", Outcome(204, current, message="already deleted"), None)
         stored = plan.add(
             VersionWrite(
                 resource_type=resource_type,
@@ -265,7 +283,8 @@ class Planner:
                 deleted=True,
             )
         )
-        return Outcome(204, stored)
+        previous = from_json(current.body) if current.body else None
+        return plan.note("delete", Outcome(204, stored), previous)
 
     async def conditional_delete(
         self, plan: Plan, resource_type: str, *, criteria: Criteria
@@ -276,5 +295,8 @@ class Planner:
                 "the conditional delete criteria match several resources"
             )
         if not found:
-            return Outcome(204, None, message="no resource matched")
+            outcome = Outcome(204, None, message="no resource matched")
+            if plan.trail is not None:
+                plan.trail.add("delete", status=204, resource_type=resource_type)
+            return outcome
         return await self.delete(plan, resource_type, found[0].id)

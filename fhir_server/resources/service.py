@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import jsonpatch
 
 from fhir_server.resources import errors
+from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import from_json
 from fhir_server.resources.planning import Criteria, Outcome, Plan, Planner, check_body, check_type
 from fhir_server.search.errors import SearchError
@@ -48,13 +49,22 @@ class ResourceService:
 
     # -- running plans -----------------------------------------------------------------
 
-    async def run(self, build: Callable[[Plan], Awaitable[Any]]) -> Any:
-        """Build a plan and commit it, re-planning when a concurrent writer won the race."""
+    async def run(
+        self, build: Callable[[Plan], Awaitable[Any]], *, trail: AuditTrail | None = None
+    ) -> Any:
+        """Build a plan and commit it with its AuditEvents, re-planning after a lost race."""
         for attempt in range(_MAX_ATTEMPTS):
-            plan = Plan()
-            result = await guard(build(plan))
-            if not (plan.batch.writes or plan.batch.records):
+            plan = Plan(trail=trail)
+            try:
+                result = await guard(build(plan))
+            except BaseException:
+                if trail is not None:
+                    trail.discard()
+                raise
+            events = trail.drain() if trail is not None else []
+            if not (plan.batch.writes or plan.batch.records or events):
                 return result
+            plan.batch.audit = events
             try:
                 await self.store.commit(plan.batch)
             except VersionConflict as exc:
@@ -69,13 +79,27 @@ class ResourceService:
                 continue
             except StoreUnavailable as exc:
                 raise errors.unavailable("the data store is unavailable; retry later") from exc
+            if trail is not None:
+                trail.committed += len(events)
             return result
         raise errors.conflict("too many concurrent writers on the same resource; retry")
+
+    async def commit_audit(self, trail: AuditTrail | None) -> None:
+        """Make the request's pending AuditEvents durable; no unaudited access (503)."""
+        if trail is None or not trail.pending:
+            return
+
+        async def nothing(plan: Plan) -> None:
+            return None
+
+        await self.run(nothing, trail=trail)
 
     # -- reads -----------------------------------------------------------------------------
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource:
         check_type(resource_type, writable=False)
+        if resource_type == "AuditEvent":
+            await self.catch_up_audit()
         stored = await guard(self.store.read(resource_type, resource_id))
         if stored is None:
             raise errors.not_found(f"{resource_type}/{resource_id} is not known")
@@ -87,6 +111,11 @@ class ResourceService:
         check_type(resource_type, writable=False)
         if not version.isdigit():
             raise errors.not_found(f"version {version!r} is not known")
+        if resource_type == "AuditEvent":  # never versioned: version 1 is the record itself
+            event = await self.read(resource_type, resource_id)
+            if version != "1":
+                raise errors.not_found(f"AuditEvent/{resource_id}/_history/{version} is not known")
+            return event
         stored = await guard(self.store.vread(resource_type, resource_id, int(version)))
         if stored is None:
             raise errors.not_found(f"{resource_type}/{resource_id}/_history/{version} is not known")
@@ -147,45 +176,82 @@ class ResourceService:
             raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        return await guard(self.store.search(query))
+        if "AuditEvent" in query.resource_types:
+            await self.catch_up_audit()
+        try:
+            return await guard(self.store.search(query))
+        except SearchError as exc:
+            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+
+    async def catch_up_audit(self) -> None:
+        """Index every AuditEvent recorded so far, so auditors see their own trail."""
+        while await guard(self.store.index_audit()) > 0:
+            pass
 
     # -- writes ------------------------------------------------------------------------------
 
     async def create(
-        self, resource_type: str, resource: Any, *, if_none_exist: Criteria | None = None
+        self,
+        resource_type: str,
+        resource: Any,
+        *,
+        if_none_exist: Criteria | None = None,
+        trail: AuditTrail | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
         body = check_body(resource, resource_type)
         body = {k: v for k, v in body.items() if k != "id"}  # create ignores a client id
         result: Outcome = await self.run(
-            lambda plan: self.planner.create(plan, body, if_none_exist=if_none_exist)
+            lambda plan: self.planner.create(plan, body, if_none_exist=if_none_exist), trail=trail
         )
         return result
 
     async def update(
-        self, resource_type: str, resource_id: str, resource: Any, *, if_match: int | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        resource: Any,
+        *,
+        if_match: int | None,
+        trail: AuditTrail | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
         body = check_body(resource, resource_type)
         result: Outcome = await self.run(
-            lambda plan: self.planner.update(plan, body, resource_id=resource_id, if_match=if_match)
+            lambda plan: self.planner.update(
+                plan, body, resource_id=resource_id, if_match=if_match
+            ),
+            trail=trail,
         )
         return result
 
     async def conditional_update(
-        self, resource_type: str, criteria: Criteria, resource: Any, *, if_match: int | None
+        self,
+        resource_type: str,
+        criteria: Criteria,
+        resource: Any,
+        *,
+        if_match: int | None,
+        trail: AuditTrail | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
         body = check_body(resource, resource_type)
         result: Outcome = await self.run(
             lambda plan: self.planner.conditional_update(
                 plan, body, criteria=criteria, if_match=if_match
-            )
+            ),
+            trail=trail,
         )
         return result
 
     async def patch(
-        self, resource_type: str, resource_id: str, operations: Any, *, if_match: int | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        *,
+        if_match: int | None,
+        trail: AuditTrail | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
 
@@ -201,22 +267,31 @@ class ResourceService:
                 plan, patched, resource_id=resource_id, if_match=version, method="PATCH"
             )
 
-        result: Outcome = await self.run(build)
+        result: Outcome = await self.run(build, trail=trail)
         return result
 
     async def delete(
-        self, resource_type: str, resource_id: str, *, if_match: int | None
+        self,
+        resource_type: str,
+        resource_id: str,
+        *,
+        if_match: int | None,
+        trail: AuditTrail | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
         result: Outcome = await self.run(
-            lambda plan: self.planner.delete(plan, resource_type, resource_id, if_match=if_match)
+            lambda plan: self.planner.delete(plan, resource_type, resource_id, if_match=if_match),
+            trail=trail,
         )
         return result
 
-    async def conditional_delete(self, resource_type: str, criteria: Criteria) -> Outcome:
+    async def conditional_delete(
+        self, resource_type: str, criteria: Criteria, *, trail: AuditTrail | None = None
+    ) -> Outcome:
         check_type(resource_type, writable=True)
         result: Outcome = await self.run(
-            lambda plan: self.planner.conditional_delete(plan, resource_type, criteria=criteria)
+            lambda plan: self.planner.conditional_delete(plan, resource_type, criteria=criteria),
+            trail=trail,
         )
         return result
 

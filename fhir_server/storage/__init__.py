@@ -5,16 +5,16 @@ from __future__ import annotations
 from fhir_server.storage.base import Store, StoreUnavailable
 
 
-def store_from_uri(uri: str, *, mongo_database: str = "medicore") -> Store:
+def store_from_uri(uri: str, *, mongo_database: str = "medicore", audit_key: bytes = b"") -> Store:
     """``sqlite:///path.db`` -> the embedded store; ``mongodb://...`` -> MongoDB."""
     if uri.startswith("sqlite:///"):
         from fhir_server.storage.sqlite import SqliteStore, sqlite_path_from_uri
 
-        return SqliteStore(sqlite_path_from_uri(uri))
+        return SqliteStore(sqlite_path_from_uri(uri), audit_key=audit_key)
     if uri.startswith(("mongodb://", "mongodb+srv://")):
         from fhir_server.storage.mongo import MongoStore
 
-        return MongoStore.from_uri(uri, database=mongo_database)
+        return MongoStore.from_uri(uri, database=mongo_database, audit_key=audit_key)
     raise ValueError("the store URI must start with sqlite:/// or mongodb://")
 
 

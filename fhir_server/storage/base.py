@@ -169,6 +169,9 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Current (not deleted) resources per type."""
 
+    async def index_audit(self, *, limit: int = 2000) -> int:
+        """Make recorded AuditEvents searchable as resources; how many were indexed."""
+
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     async def find_records(

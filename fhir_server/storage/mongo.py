@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
+from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
+from audit.events import fhir_instant
+from audit.sink import ChainConflict, check_follows
+from fhir_server.search.extract import extract_index
+from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
 from fhir_server.storage.base import (
     ConditionalClaim,
@@ -69,17 +76,20 @@ async def _mapped_errors() -> AsyncIterator[None]:
 class MongoStore:
     """The ``Store`` contract on a MongoDB database."""
 
-    def __init__(self, client: Any, *, database: str = "medicore") -> None:
+    def __init__(self, client: Any, *, database: str = "medicore", audit_key: bytes = b"") -> None:
         self.client = client
+        self.audit_key = audit_key
         self.db = client[database]
         self.transactions = False
 
     @classmethod
-    def from_uri(cls, uri: str, *, database: str = "medicore") -> MongoStore:
+    def from_uri(
+        cls, uri: str, *, database: str = "medicore", audit_key: bytes = b""
+    ) -> MongoStore:
         from pymongo import AsyncMongoClient
 
         client: Any = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
-        return cls(client, database=database)
+        return cls(client, database=database, audit_key=audit_key)
 
     async def open(self) -> None:
         async with _mapped_errors():
@@ -89,6 +99,8 @@ class MongoStore:
             await self.db.resources.create_index([("type", ASCENDING), ("lastUpdated", ASCENDING)])
             await self.db.records.create_index([("kind", ASCENDING), ("key", ASCENDING)])
             await self.db.records.create_index([("kind", ASCENDING), ("doc.status", ASCENDING)])
+            await self.db.audit.create_index([("event_id", ASCENDING)], unique=True)
+            await self.db.audit.create_index([("recorded", ASCENDING)])
             await mongo_search.ensure_indexes(self.db)
             self.transactions = await self._supports_transactions()
 
@@ -197,6 +209,66 @@ class MongoStore:
             count: int = await self.db.records.count_documents(_record_query(kind, where))
         return count
 
+    # -- the audit chain (audit.sink.AuditSink) -----------------------------------------
+
+    async def audit_head(self) -> ChainHead:
+        async with _mapped_errors():
+            return await _audit_head(self.db, None)
+
+    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
+        async with _mapped_errors():
+            check_follows(await _audit_head(self.db, None), records)
+            docs = [_audit_doc(r, r.event()) for r in records]
+            try:
+                await self.db.audit.insert_many(docs, ordered=True)
+            except (DuplicateKeyError, BulkWriteError) as exc:
+                raise ChainConflict("another writer extended the chain") from exc
+
+    async def iter_audit(
+        self, *, start: int = 1, stop: int | None = None
+    ) -> AsyncIterator[ChainedRecord]:
+        position = start
+        while True:
+            query: dict[str, Any] = {"_id": {"$gte": position}}
+            if stop is not None:
+                query["_id"]["$lte"] = stop
+            async with _mapped_errors():
+                page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(1000)
+            for doc in page:
+                yield ChainedRecord(
+                    position=doc["_id"],
+                    prev_hash=doc["prev_hash"],
+                    hash=doc["hash"],
+                    event_json=doc["event"].encode(),
+                )
+            if len(page) < 1000:
+                return
+            position = page[-1]["_id"] + 1
+
+    async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+        query = {"recorded": {"$gte": fhir_instant(since), "$lt": fhir_instant(until)}}
+        async with _mapped_errors():
+            low = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(1)
+            high = await self.db.audit.find(query).sort("_id", DESCENDING).to_list(1)
+        return (low[0]["_id"], high[0]["_id"]) if low and high else None
+
+    async def index_audit(self, *, limit: int = 2000) -> int:
+        """Make recorded AuditEvents searchable; returns how many were indexed."""
+        async with _mapped_errors():
+            marker = await self.db.counters.find_one({"_id": "audit_indexed"})
+            upto = marker["value"] if marker else 0
+            query = {"_id": {"$gt": upto}}
+            page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(limit)
+            if not page:
+                return 0
+            for doc in page:
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.db.resources.insert_one(_audit_resource_doc(doc))
+            await self.db.counters.update_one(
+                {"_id": "audit_indexed"}, {"$max": {"value": page[-1]["_id"]}}, upsert=True
+            )
+        return len(page)
+
     # -- commit ----------------------------------------------------------------------------
 
     async def commit(self, batch: WriteBatch) -> None:
@@ -207,13 +279,13 @@ class MongoStore:
                         self.client.start_session() as session,
                         await session.start_transaction(),
                     ):
-                        await _Commit(self.db, session).apply(batch)
+                        await _Commit(self.db, session, self.audit_key).apply(batch)
                 except PyMongoError as exc:
                     if exc.has_error_label("TransientTransactionError"):
                         raise ConditionalConflict("transaction write conflict") from exc
                     raise
                 return
-            commit = _Commit(self.db, None)
+            commit = _Commit(self.db, None, self.audit_key)
             try:
                 await commit.apply(batch)
             except BaseException:
@@ -228,12 +300,46 @@ def _record_query(kind: str, where: dict[str, str | int | bool] | None) -> dict[
     return query
 
 
+async def _audit_head(db: Any, session: Any) -> ChainHead:
+    newest = await db.audit.find({}, session=session).sort("_id", DESCENDING).to_list(1)
+    return ChainHead(newest[0]["_id"], newest[0]["hash"]) if newest else EMPTY_HEAD
+
+
+def _audit_doc(record: ChainedRecord, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "_id": record.position,
+        "event_id": event["id"],
+        "recorded": event["recorded"],
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "event": record.event_json.decode(),
+    }
+
+
+def _audit_resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The searchable resource view of one chained AuditEvent."""
+    body = orjson.loads(doc["event"])
+    last_updated = doc["recorded"].replace("Z", "+00:00")
+    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
+    return {
+        "_id": f"AuditEvent/{doc['event_id']}",
+        "type": "AuditEvent",
+        "id": doc["event_id"],
+        "version": 1,
+        "lastUpdated": last_updated,
+        "deleted": False,
+        "body": orjson.dumps(body).decode(),
+        "idx": mongo_search.index_document(extract_index(body, SearchRegistry.default())),
+    }
+
+
 class _Commit:
     """Applies one batch; without a transaction it keeps an undo log of what it changed."""
 
-    def __init__(self, db: Any, session: Any) -> None:
+    def __init__(self, db: Any, session: Any, audit_key: bytes) -> None:
         self.db = db
         self.session = session
+        self.audit_key = audit_key
         self.undo_steps: list[Callable[[], Awaitable[Any]]] = []
 
     async def apply(self, batch: WriteBatch) -> None:
@@ -241,17 +347,35 @@ class _Commit:
             await self._claim(claim)
         for record in batch.records:
             await self._record(record)
-        if not batch.writes:
-            return
+        if batch.writes:
+            await self._writes(batch.writes)
+        if batch.audit:
+            await self._audit(batch.audit)
+
+    async def _audit(self, events: list[dict[str, Any]]) -> None:
+        """Seal after the newest record; a racing writer makes the insert collide."""
+        head = await _audit_head(self.db, self.session)
+        records = seal_batch(events, head=head, key=self.audit_key)
+        docs = [_audit_doc(r, e) for r, e in zip(records, events, strict=True)]
+        event_ids = [d["event_id"] for d in docs]
+        audit = self.db.audit
+        try:
+            await audit.insert_many(docs, ordered=True, session=self.session)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            # Only this commit's own records go: a failed commit must leave no trace.
+            self.undo_steps.append(lambda: audit.delete_many({"event_id": {"$in": event_ids}}))
+            raise ConditionalConflict("the audit chain moved") from exc
+
+    async def _writes(self, writes: list[VersionWrite]) -> None:
         counter = await self.db.counters.find_one_and_update(
             {"_id": "history_seq"},
-            {"$inc": {"value": len(batch.writes)}},
+            {"$inc": {"value": len(writes)}},
             upsert=True,
             return_document=ReturnDocument.AFTER,
             session=self.session,
         )
-        first_seq = counter["value"] - len(batch.writes) + 1
-        for offset, write in enumerate(batch.writes):
+        first_seq = counter["value"] - len(writes) + 1
+        for offset, write in enumerate(writes):
             await self._write(write, seq=first_seq + offset)
 
     async def undo(self) -> None:

@@ -15,14 +15,20 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from fhir_server.storage import sqlite_search
+from audit.chain import ChainedRecord, ChainHead
+from audit.events import fhir_instant
+from audit.sink import check_follows
+from fhir_server.search.extract import extract_index
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage import sqlite_audit, sqlite_search
 from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
@@ -80,8 +86,9 @@ class _Job:
 class SqliteStore:
     """The ``Store`` contract on one SQLite file."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
         self.path = Path(path)
+        self.audit_key = audit_key
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer_thread: threading.Thread | None = None
         self._writer: sqlite3.Connection | None = None
@@ -103,7 +110,7 @@ class SqliteStore:
             conn = self._connect()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            for statement in (*CORE_SCHEMA, *sqlite_search.SCHEMA):
+            for statement in (*CORE_SCHEMA, *sqlite_search.SCHEMA, *sqlite_audit.AUDIT_SCHEMA):
                 conn.execute(statement)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc
@@ -303,7 +310,77 @@ class SqliteStore:
         return await self._read(fetch)
 
     async def commit(self, batch: WriteBatch) -> None:
-        await self._write(lambda conn: _apply_batch(conn, batch))
+        await self._write(lambda conn: _apply_batch(conn, batch, audit_key=self.audit_key))
+
+    # -- the audit chain (audit.sink.AuditSink) -----------------------------------------
+
+    async def audit_head(self) -> ChainHead:
+        return await self._read(sqlite_audit.head)
+
+    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
+        def append(conn: sqlite3.Connection) -> None:
+            check_follows(sqlite_audit.head(conn), records)
+            conn.executemany(
+                "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r.position, r.event()["id"], r.recorded(), r.prev_hash, r.hash, r.event_json)
+                    for r in records
+                ],
+            )
+
+        await self._write(append)
+
+    async def iter_audit(
+        self, *, start: int = 1, stop: int | None = None
+    ) -> AsyncIterator[ChainedRecord]:
+        position = start
+        while True:
+
+            def fetch(conn: sqlite3.Connection, first: int = position) -> list[ChainedRecord]:
+                return sqlite_audit.rows(conn, start=first, stop=stop, limit=1000)
+
+            page = await self._read(fetch)
+            for record in page:
+                yield record
+            if len(page) < 1000:
+                return
+            position = page[-1].position + 1
+
+    async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+        return await self._read(
+            lambda conn: sqlite_audit.bounds(
+                conn, since=fhir_instant(since), until=fhir_instant(until)
+            )
+        )
+
+    async def index_audit(self, *, limit: int = 2000) -> int:
+        """Make recorded AuditEvents searchable; returns how many were indexed."""
+        pending = await self._read(lambda conn: sqlite_audit.pending(conn, limit=limit))
+        if not pending:
+            return 0
+        prepared = [
+            _audit_resource(event_id, recorded, event) for _, event_id, recorded, event in pending
+        ]
+        upto = pending[-1][0]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            if sqlite_audit.indexed_upto(conn) >= upto:
+                return  # another process indexed them meanwhile
+            for write in prepared:
+                exists = conn.execute(
+                    "SELECT 1 FROM resource WHERE rtype='AuditEvent' AND id=?", (write.id,)
+                ).fetchone()
+                if exists is None:
+                    _insert_resource(conn, write)
+            conn.execute(
+                "INSERT INTO audit_indexed (id, upto) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET upto=excluded.upto",
+                (upto,),
+            )
+
+        await self._write(insert)
+        return len(pending)
 
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         def fetch(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -339,19 +416,50 @@ class SqliteStore:
         clause, args = _record_filter(kind, where)
 
         def fetch(conn: sqlite3.Connection) -> int:
-            count: int = conn.execute(f"SELECT count(*) FROM record WHERE {clause}", args).fetchone()[0]
+            count: int = conn.execute(
+                f"SELECT count(*) FROM record WHERE {clause}", args
+            ).fetchone()[0]
             return count
 
         return await self._read(fetch)
 
 
-def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch) -> None:
+def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch, *, audit_key: bytes) -> None:
     for claim in batch.claims:
         _check_claim(conn, claim)
     for write in batch.writes:
         _apply_write(conn, write)
     for record in batch.records:
         _apply_record(conn, record)
+    if batch.audit:
+        sqlite_audit.append(conn, batch.audit, key=audit_key)
+
+
+def _audit_resource(event_id: str, recorded: str, event_json: bytes) -> VersionWrite:
+    """The searchable resource view of one chained AuditEvent."""
+    body = sqlite_audit.event_body(event_json)
+    last_updated = recorded.replace("Z", "+00:00")
+    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
+    return VersionWrite(
+        resource_type="AuditEvent",
+        id=event_id,
+        version=1,
+        expected_version=0,
+        last_updated=last_updated,
+        method="POST",
+        body=orjson.dumps(body),
+        index=extract_index(body, SearchRegistry.default()),
+    )
+
+
+def _insert_resource(conn: sqlite3.Connection, write: VersionWrite) -> None:
+    cur = conn.execute(
+        "INSERT INTO resource (rtype, id, version, last_updated, deleted, body)"
+        " VALUES (?, ?, ?, ?, 0, ?)",
+        (write.resource_type, write.id, write.version, write.last_updated, write.body),
+    )
+    assert cur.lastrowid is not None and write.index is not None
+    sqlite_search.write_index(conn, cur.lastrowid, write.resource_type, write.index)
 
 
 def _apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
@@ -374,9 +482,7 @@ def _apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
     )
 
 
-def _record_filter(
-    kind: str, where: dict[str, str | int | bool] | None
-) -> tuple[str, list[Any]]:
+def _record_filter(kind: str, where: dict[str, str | int | bool] | None) -> tuple[str, list[Any]]:
     clause = "kind=?"
     args: list[Any] = [kind]
     for field_name, value in (where or {}).items():

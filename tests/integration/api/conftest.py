@@ -14,11 +14,10 @@ from fhir_server.settings import Settings
 from tests.conftest import make_store
 
 
-async def _client(
-    kind: str, tmp_path: Path, **settings: Any
-) -> AsyncIterator[httpx.AsyncClient]:
+async def _client(kind: str, tmp_path: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     store, drop = await make_store(kind, tmp_path)
-    app = create_app(Settings(store=f"sqlite:///{tmp_path / 'unused.db'}", **settings), store=store)
+    base = {"store": f"sqlite:///{tmp_path / 'unused.db'}", "data_dir": str(tmp_path / "data")}
+    app = create_app(Settings(**{**base, **settings}), store=store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

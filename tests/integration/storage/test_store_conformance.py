@@ -161,7 +161,9 @@ async def test_records_commit_with_the_batch_and_insert_only_is_enforced(store: 
     assert await store.get_record("hl7_inbox", "LAB|0001") == {"status": "received", "size": 120}
     with pytest.raises(RecordExists):
         await store.commit(
-            WriteBatch(records=[RecordWrite("hl7_inbox", "LAB|0001", {"status": "x"}, if_absent=True)])
+            WriteBatch(
+                records=[RecordWrite("hl7_inbox", "LAB|0001", {"status": "x"}, if_absent=True)]
+            )
         )
     failing = WriteBatch(
         writes=[write(patient("r1", 1), expected=0)],
@@ -183,7 +185,9 @@ async def test_find_and_count_records(store: Store) -> None:
         RecordWrite("hl7_inbox", f"k{i}", {"status": "failed" if i % 2 else "processed", "n": i})
         for i in range(7)
     ]
-    await store.commit(WriteBatch(records=[*records, RecordWrite("user", "k1", {"status": "failed"})]))
+    await store.commit(
+        WriteBatch(records=[*records, RecordWrite("user", "k1", {"status": "failed"})])
+    )
     failed = await store.find_records("hl7_inbox", where={"status": "failed"})
     assert [key for key, _ in failed] == ["k1", "k3", "k5"]
     assert await store.count_records("hl7_inbox", where={"status": "failed"}) == 3

@@ -1,0 +1,132 @@
+"""Per-request audit: every access under /fhir leaves an AuditEvent, allowed or not."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Request
+
+from fhir_server.resources import errors
+from fhir_server.resources.auditing import AuditTrail, Requestor, patients_of
+from fhir_server.resources.service import ResourceService
+
+# Paths that are public and reveal no patient data: not audited.
+_UNAUDITED = re.compile(r"^/fhir/(metadata|\.well-known/.*)$")
+_TYPE = r"(?P<type>[A-Z][A-Za-z]+)"
+_ID = r"(?P<id>[A-Za-z0-9\-.]{1,64})"
+_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
+    (re.compile(r"^/fhir/?$"), {"GET": "search", "POST": "transaction"}),
+    (re.compile(r"^/fhir/_history$"), {"GET": "history-system"}),
+    (re.compile(rf"^/fhir/{_TYPE}/_history$"), {"GET": "history-type"}),
+    (re.compile(rf"^/fhir/{_TYPE}/_search$"), {"POST": "search"}),
+    (
+        re.compile(rf"^/fhir/{_TYPE}/?$"),
+        {"GET": "search", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"},
+    ),
+    (re.compile(rf"^/fhir/{_TYPE}/{_ID}/_history$"), {"GET": "history-instance"}),
+    (re.compile(rf"^/fhir/{_TYPE}/{_ID}/_history/[^/]+$"), {"GET": "vread"}),
+    (
+        re.compile(rf"^/fhir/{_TYPE}/{_ID}$"),
+        {"GET": "read", "PUT": "update", "PATCH": "patch", "DELETE": "delete"},
+    ),
+]
+
+
+def classify(method: str, path: str) -> tuple[str, str | None, str | None]:
+    """(interaction, resource type, id) of a FHIR request, from its method and path."""
+    if "$" in path:
+        return "operation", None, None
+    for pattern, by_method in _ROUTES:
+        match = pattern.match(path)
+        if match:
+            groups = match.groupdict()
+            return by_method.get(method, "operation"), groups.get("type"), groups.get("id")
+    return "operation", None, None
+
+
+def is_audited(path: str) -> bool:
+    return path.startswith("/fhir") and not _UNAUDITED.match(path)
+
+
+def trail(request: Request) -> AuditTrail:
+    """The request's trail, created on first use."""
+    existing: AuditTrail | None = getattr(request.state, "audit_trail", None)
+    if existing is not None:
+        return existing
+    settings = request.app.state.settings
+    created = AuditTrail(
+        Requestor(
+            address=request.client.host if request.client else None,
+            request_id=request.headers.get("x-request-id"),
+        ),
+        server_id=settings.server_id,
+        enabled=settings.audit_enabled,
+    )
+    request.state.audit_trail = created
+    return created
+
+
+def raw_query(request: Request) -> str:
+    """The request as BALP wants it in ``entity[query]`` (it is base64-encoded there)."""
+    query = request.url.query
+    return f"{request.method} {request.url.path}{'?' + query if query else ''}"
+
+
+async def commit(request: Request) -> None:
+    service: ResourceService = request.app.state.service
+    await service.commit_audit(trail(request))
+
+
+async def record_read(
+    request: Request, interaction: str, resource: dict[str, Any], *, version: int | None
+) -> None:
+    trail(request).add(
+        interaction,
+        status=200,
+        resource_type=resource.get("resourceType"),
+        resource_id=resource.get("id"),
+        version=version,
+        patients=patients_of(resource),
+    )
+    await commit(request)
+
+
+async def record_query(
+    request: Request, interaction: str, bundle: dict[str, Any], *, resource_type: str | None
+) -> None:
+    patients: list[str] = []
+    for entry in bundle.get("entry") or []:
+        for pid in patients_of(entry.get("resource") or {}):
+            if pid not in patients:
+                patients.append(pid)
+    trail(request).add(
+        interaction,
+        status=200,
+        resource_type=resource_type,
+        patients=patients,
+        query=raw_query(request),
+    )
+    await commit(request)
+
+
+async def record_failure(request: Request, status: int, *, reason: str) -> None:
+    """An AuditEvent for a refused or failed request; a store outage cannot be audited."""
+    if not is_audited(request.url.path):
+        return
+    the_trail = trail(request)
+    the_trail.discard()
+    interaction, resource_type, resource_id = classify(request.method, request.url.path)
+    the_trail.add(
+        interaction,
+        status=status,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        query=raw_query(request) if interaction in ("search", "operation") else None,
+        description=reason,
+        denied=status in (401, 403),
+    )
+    try:
+        await commit(request)
+    except errors.FhirError:
+        the_trail.discard()  # the store is down: the 503 answer is all that can be done

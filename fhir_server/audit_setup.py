@@ -1,0 +1,48 @@
+"""The audit chain's secret and the background task that makes AuditEvents searchable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from fhir_server.settings import Settings
+from fhir_server.storage.base import Store, StoreError
+
+log = logging.getLogger("medicore.audit")
+
+
+def load_audit_key(settings: Settings) -> bytes:
+    """``MEDICORE_AUDIT_KEY``, else a key file created once beside the data (mode 0600).
+
+    Keep it out of the database and its backups: whoever holds it can re-seal a chain.
+    Several hosts sharing one MongoDB must share the key (set MEDICORE_AUDIT_KEY).
+    """
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    path = Path(settings.data_dir) / "keys" / "audit-hmac.key"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    return path.read_bytes().strip()
+
+
+def check_audit_allowed(settings: Settings) -> None:
+    if not settings.audit_enabled and settings.is_production:
+        raise SystemExit("audit recording cannot be disabled when MEDICORE_ENV=production")
+
+
+async def index_audit_forever(store: Store, *, interval: float) -> None:
+    """Index newly recorded AuditEvents every ``interval`` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        with contextlib.suppress(StoreError):
+            while await store.index_audit() > 0:
+                pass

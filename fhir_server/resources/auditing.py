@@ -1,0 +1,118 @@
+"""Who is asking, and the AuditEvents one request leaves (built with ``audit.events``)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from audit.events import AccessRecord, Interaction, build_audit_event
+
+
+@dataclass(frozen=True, slots=True)
+class Requestor:
+    user_id: str | None = None
+    client_id: str | None = None
+    roles: tuple[str, ...] = ()
+    purpose_of_use: tuple[str, ...] = ()
+    address: str | None = None
+    request_id: str | None = None
+
+
+class AuditTrail:
+    """The AccessRecords of one request, until they are committed (with its writes)."""
+
+    def __init__(
+        self, requestor: Requestor, *, server_id: str = "medicore", enabled: bool = True
+    ) -> None:
+        self.requestor = requestor
+        self.server_id = server_id
+        self.enabled = enabled
+        self.committed = 0  # events made durable for this request so far
+        self._pending: list[AccessRecord] = []
+
+    def identify(self, **who: Any) -> None:
+        """Fill in the authenticated user/client once the token has been checked."""
+        self.requestor = replace(self.requestor, **who)
+
+    def add(
+        self,
+        interaction: str,
+        *,
+        status: int,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+        version: int | None = None,
+        patients: tuple[str, ...] | list[str] = (),
+        query: str | None = None,
+        operation: str | None = None,
+        description: str = "",
+        denied: bool = False,
+    ) -> None:
+        if not self.enabled:
+            return
+        who = self.requestor
+        self._pending.append(
+            AccessRecord(
+                interaction=Interaction(interaction),
+                recorded=datetime.now(UTC),
+                status=status,
+                description=description,
+                user_id=who.user_id,
+                client_id=who.client_id,
+                roles=who.roles,
+                purpose_of_use=who.purpose_of_use,
+                network_address=who.address,
+                resource_type=resource_type,
+                resource_id=resource_id if resource_type else None,
+                version_id=str(version) if version is not None and resource_id else None,
+                patient_ids=tuple(patients),
+                query=query,
+                operation=operation,
+                request_id=who.request_id,
+                denied=denied,
+            )
+        )
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """The pending records as AuditEvent resources, ready for a ``WriteBatch``."""
+        events = [
+            build_audit_event(record, server_id=self.server_id, event_id=str(uuid.uuid4()))
+            for record in self._pending
+        ]
+        self._pending.clear()
+        return events
+
+    def discard(self) -> None:
+        self._pending.clear()
+
+
+def _patient_of_reference(value: Any) -> str | None:
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref.split("/")[1]
+    return None
+
+
+def patients_of(resource: dict[str, Any]) -> list[str]:
+    """The patients a resource is about (R4 patient compartment, our types)."""
+    kind = resource.get("resourceType")
+    if kind == "Patient":
+        return [resource["id"]] if "id" in resource else []
+    found: list[str] = []
+    candidates: list[Any] = [resource.get("subject"), resource.get("patient")]
+    if kind == "Provenance":
+        candidates += list(resource.get("target") or [])
+    if kind == "AuditEvent":
+        candidates += [e.get("what") for e in resource.get("entity") or [] if isinstance(e, dict)]
+    for candidate in candidates:
+        pid = _patient_of_reference(candidate)
+        if pid and pid not in found:
+            found.append(pid)
+    return found
