@@ -14,6 +14,7 @@ from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
 from fhir_server.resources.service import ResourceService
 from fhir_server.search.registry import SearchRegistry
+from fhir_server.security import install_security
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 
@@ -55,5 +56,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(capability.router)
+    install_security(app, settings, the_store)
     app.include_router(rest.router)
     return app

@@ -35,8 +35,11 @@ def load_audit_key(settings: Settings) -> bytes:
 
 
 def check_audit_allowed(settings: Settings) -> None:
-    if not settings.audit_enabled and settings.is_production:
+    """Test-only switches never run in production."""
+    if settings.is_production and not settings.audit_enabled:
         raise SystemExit("audit recording cannot be disabled when MEDICORE_ENV=production")
+    if settings.is_production and not settings.auth_required:
+        raise SystemExit("authentication cannot be disabled when MEDICORE_ENV=production")
 
 
 async def index_audit_forever(store: Store, *, interval: float) -> None:

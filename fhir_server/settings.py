@@ -19,6 +19,7 @@ class Settings(BaseSettings):
     data_dir: str = "data"  # keys and other local state live here
     server_id: str = "medicore"  # names this server in AuditEvent.source.observer
     audit_enabled: bool = True  # benchmark-only switch; refused in production
+    auth_required: bool = True  # false only for local development and tests; refused in production
     audit_key: str | None = None  # HMAC key of the audit chain; else <data_dir>/keys/audit-hmac.key
     audit_index_interval: float = 2.0  # seconds between background AuditEvent indexing runs
 

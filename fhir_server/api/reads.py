@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from fhir_server.api import auditing
+from fhir_server.api.access import guard, visible_entries
 from fhir_server.api.bundles import history_bundle
 from fhir_server.api.deps import search_params, service
 from fhir_server.api.http import base_url, prefer_strict
@@ -55,7 +56,12 @@ async def history(
     )
     path = "".join(f"/{p}" for p in (resource_type, resource_id) if p) + "/_history"
     keep = {k: v for k, v in values.items() if k in ("_since", "_count")}
+    if resource_type and resource_id:
+        current = await service(request).read_any(resource_type, resource_id)
+        if current.body is not None:
+            guard(request).require("history-instance", resource_type, from_json(current.body))
     bundle = history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
+    bundle = visible_entries(request, bundle)
     kind = (
         "history-instance"
         if resource_id
@@ -70,17 +76,19 @@ async def search(
 ) -> dict[str, Any]:
     svc = service(request)
     base = base_url(request)
-    query = svc.parse_query(
-        resource_type, search_params(params), base_url=base, strict=prefer_strict(request)
-    )
+    narrowed = search_params(params)
+    if resource_type is not None:
+        narrowed += guard(request).narrowing(resource_type)
+    query = svc.parse_query(resource_type, narrowed, base_url=base, strict=prefer_strict(request))
     result = await svc.search(query)
-    bundle = build_searchset(result, query, base_url=base)
+    bundle = visible_entries(request, build_searchset(result, query, base_url=base))
     await auditing.record_query(request, "search", bundle, resource_type=resource_type)
     return bundle
 
 
 async def read(request: Request, resource_type: str, resource_id: str) -> StoredResource:
     stored = await service(request).read(resource_type, resource_id)
+    guard(request).require("read", resource_type, from_json(stored.body or b"{}"))
     await auditing.record_read(
         request, "read", from_json(stored.body or b"{}"), version=stored.version
     )
@@ -91,6 +99,7 @@ async def vread(
     request: Request, resource_type: str, resource_id: str, version: str
 ) -> StoredResource:
     stored = await service(request).vread(resource_type, resource_id, version)
+    guard(request).require("vread", resource_type, from_json(stored.body or b"{}"))
     await auditing.record_read(
         request, "vread", from_json(stored.body or b"{}"), version=stored.version
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from fhir_server.api import auditing, reads
+from fhir_server.api.access import establish_caller
 from fhir_server.api.auditing import trail
 from fhir_server.api.bundles import response_bundle
 from fhir_server.api.deps import service
@@ -28,7 +29,7 @@ from fhir_server.resources.bundles import BundleProcessor
 from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import parse_criteria, parse_etag
 
-router = APIRouter(prefix="/fhir", tags=["FHIR REST"])
+router = APIRouter(prefix="/fhir", tags=["FHIR REST"], dependencies=[Depends(establish_caller)])
 
 
 def _query_pairs(request: Request) -> list[tuple[str, str]]:

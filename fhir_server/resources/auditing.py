@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.events import AccessRecord, Interaction, build_audit_event
+from fhir_server.resources.access import OPEN, Guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +22,22 @@ class Requestor:
 
 
 class AuditTrail:
-    """The AccessRecords of one request, until they are committed (with its writes)."""
+    """The AccessRecords of one request, until they are committed (with its writes).
+
+    It travels with every service call of the request, so it also carries the caller's
+    access ``guard``: both describe who is asking.
+    """
 
     def __init__(
-        self, requestor: Requestor, *, server_id: str = "medicore", enabled: bool = True
+        self,
+        requestor: Requestor,
+        *,
+        server_id: str = "medicore",
+        enabled: bool = True,
+        guard: Guard = OPEN,
     ) -> None:
         self.requestor = requestor
+        self.guard = guard
         self.server_id = server_id
         self.enabled = enabled
         self.committed = 0  # events made durable for this request so far

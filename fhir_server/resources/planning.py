@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhir_server.resources import errors
+from fhir_server.resources.access import OPEN, Guard
 from fhir_server.resources.auditing import AuditTrail, patients_of
 from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
@@ -62,6 +63,10 @@ class Plan:
     pinned: bool = False
     touched: set[tuple[str, str]] = field(default_factory=set)
     trail: AuditTrail | None = None
+
+    @property
+    def guard(self) -> Guard:
+        return self.trail.guard if self.trail is not None else OPEN
 
     def note(self, interaction: str, outcome: Outcome, resource: dict[str, Any] | None) -> Outcome:
         """Record the interaction's AuditEvent; it commits in the same batch as the write."""
@@ -187,7 +192,9 @@ class Planner:
         resource_id: str | None = None,
     ) -> Outcome:
         resource_type = resource["resourceType"]
+        plan.guard.require("create", resource_type, resource)
         if if_none_exist:
+            plan.guard.require("search", resource_type)  # a match reveals existence
             found = await self.matches(resource_type, if_none_exist)
             if len(found) > 1:
                 raise errors.precondition_failed("If-None-Exist criteria match several resources")
@@ -219,6 +226,10 @@ class Planner:
                 "the id in the body differs from the URL", f"{resource_type}.id"
             )
         current = await self.store.read(resource_type, resource_id)
+        interaction = "patch" if method == "PATCH" else "update"
+        plan.guard.require(interaction, resource_type, resource)
+        if current is not None and current.body is not None:
+            plan.guard.require(interaction, resource_type, from_json(current.body))
         if if_match is not None:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
@@ -239,6 +250,7 @@ class Planner:
         if_match: int | None = None,
     ) -> Outcome:
         resource_type = resource["resourceType"]
+        plan.guard.require("search", resource_type)
         found = await self.matches(resource_type, criteria)
         if len(found) > 1:
             raise errors.precondition_failed(
@@ -262,6 +274,9 @@ class Planner:
         self, plan: Plan, resource_type: str, resource_id: str, *, if_match: int | None = None
     ) -> Outcome:
         current = await self.store.read(resource_type, resource_id)
+        plan.guard.require("delete", resource_type)
+        if current is not None and current.body is not None:
+            plan.guard.require("delete", resource_type, from_json(current.body))
         if if_match is not None:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
@@ -289,6 +304,7 @@ class Planner:
     async def conditional_delete(
         self, plan: Plan, resource_type: str, *, criteria: Criteria
     ) -> Outcome:
+        plan.guard.require("search", resource_type)
         found = await self.matches(resource_type, criteria)
         if len(found) > 1:
             raise errors.precondition_failed(

@@ -35,7 +35,10 @@ class RunningServer:
         return self.process.wait(timeout=30)
 
 
-def start_server(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> RunningServer:
+def start_server(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None, auth: bool = False
+) -> RunningServer:
+    """``auth=False`` runs with MEDICORE_AUTH_REQUIRED=false (REST semantics tests)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     command = [sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(port), *extra]
@@ -47,7 +50,13 @@ def start_server(tmp_path: Path, *extra: str, env: dict[str, str] | None = None)
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(Path.cwd()), **(env or {})},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(Path.cwd()),
+                "MEDICORE_AUTH_REQUIRED": "true" if auth else "false",
+                "MEDICORE_KEYS_DIR": str(tmp_path / "data" / "keys"),
+                **(env or {}),
+            },
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -16,7 +16,11 @@ from tests.conftest import make_store
 
 async def _client(kind: str, tmp_path: Path, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
     store, drop = await make_store(kind, tmp_path)
-    base = {"store": f"sqlite:///{tmp_path / 'unused.db'}", "data_dir": str(tmp_path / "data")}
+    base = {
+        "store": f"sqlite:///{tmp_path / 'unused.db'}",
+        "data_dir": str(tmp_path / "data"),
+        "auth_required": False,  # these tests are about REST semantics; auth has its own
+    }
     app = create_app(Settings(**{**base, **settings}), store=store)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -40,3 +44,32 @@ async def any_client(
     """The app on each store in turn: behaviour must be identical."""
     async for c in _client(request.param, tmp_path):
         yield c
+
+
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with authentication on (as in production), on SQLite."""
+    async for c in _client("sqlite", tmp_path, auth_required=True):
+        yield c
+
+
+def mint(client: httpx.AsyncClient, *, role: str, scope: str, patient: str | None = None) -> str:
+    """A token signed with the app's own key, as ``medicore token`` would print it."""
+    from auth.tokens import issue_access_token
+
+    ctx = client._transport.app.state.security  # type: ignore[attr-defined]
+    issued = issue_access_token(
+        ctx.keys,
+        issuer=ctx.issuer,
+        audience=ctx.fhir_base,
+        subject=f"{role}-user",
+        client_id="ward-app",
+        scope=scope,
+        role=role,
+        patient=patient,
+    )
+    return str(issued.token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

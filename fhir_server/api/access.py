@@ -1,0 +1,73 @@
+"""Authentication at the door of every /fhir route, and filtering of what goes out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from fhir_server.api.auditing import classify, trail
+from fhir_server.resources import errors
+from fhir_server.resources.access import OPEN, Guard, PrincipalGuard
+
+# Interactions that ``auth.decision`` knows per resource type; the others (transaction,
+# batch, history-system, operations) are decided entry by entry or resource by resource.
+_TYPED = {
+    "create",
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "search",
+    "history-instance",
+    "history-type",
+}
+
+
+async def establish_caller(request: Request) -> None:
+    """Router dependency: who is calling (401 without a valid token) and an early 403
+    when the role or scopes cannot allow this interaction on this type at all."""
+    the_trail = trail(request)
+    settings = request.app.state.settings
+    if not settings.auth_required:
+        the_trail.guard = OPEN
+        return
+    from fhir_server.security import AuthenticationFailed, authenticate
+
+    try:
+        principal = await authenticate(request)
+    except AuthenticationFailed as exc:
+        raise errors.FhirError(
+            401, "login", exc.description, headers={"WWW-Authenticate": exc.www_authenticate}
+        ) from None
+    request.state.principal = principal
+    the_trail.identify(
+        user_id=principal.subject if principal.role != "system" else None,
+        client_id=principal.client_id or None,
+        roles=(principal.role,) if principal.role else (),
+        purpose_of_use=principal.purpose_of_use,
+    )
+    the_trail.guard = PrincipalGuard(principal)
+    interaction, resource_type, _ = classify(request.method, request.url.path)
+    if resource_type and interaction in _TYPED:
+        the_trail.guard.require(interaction, resource_type)
+
+
+def guard(request: Request) -> Guard:
+    return trail(request).guard
+
+
+def visible_entries(request: Request, bundle: dict[str, Any]) -> dict[str, Any]:
+    """Drop entries the caller may not read (includes, system history, several scopes)."""
+    the_guard = guard(request)
+    if the_guard is OPEN or "entry" not in bundle:
+        return bundle
+    kept = [
+        entry
+        for entry in bundle["entry"]
+        if "resource" not in entry
+        or entry["resource"].get("resourceType") == "OperationOutcome"
+        or the_guard.may_read(entry["resource"])
+    ]
+    return {**bundle, "entry": kept}
