@@ -202,6 +202,17 @@ class BundleProcessor:
                         )
                     if found:
                         entry.target_id = found[0].id
+            elif entry.method == "PATCH" and rtype:
+                entry.target_id = entry.url.resource_id
+                if entry.target_id is None and entry.url.query is not None:
+                    found = await planner.matches(rtype, parse_criteria(entry.url.query))
+                    if len(found) > 1:
+                        raise errors.precondition_failed(
+                            f"entry {entry.index}: conditional patch matches several resources"
+                        )
+                    if not found:
+                        raise errors.not_found(f"entry {entry.index}: no resource to patch")
+                    entry.target_id = found[0].id
             elif entry.method == "PUT" and rtype:
                 if entry.url.resource_id:
                     entry.target_id = entry.url.resource_id
@@ -234,9 +245,16 @@ class BundleProcessor:
                 plan, rtype, criteria=parse_criteria(entry.url.query or "")
             )
         if entry.method == "PATCH":
-            if not entry.url.resource_id:
-                raise errors.bad_request("PATCH entries need Type/id", "Bundle.entry.request.url")
-            current = await self.service.read(rtype, entry.url.resource_id)
+            target = entry.target_id or entry.url.resource_id
+            if target is None:
+                # A batch entry: resolve the conditional URL on its own.
+                await self._resolve_ids([entry])
+                target = entry.target_id
+            if target is None:
+                raise errors.bad_request(
+                    "PATCH entries need Type/id or Type?criteria", "Bundle.entry.request.url"
+                )
+            current = await self.service.read(rtype, target)
             operations = _patch_operations(entry.resource)
             patched = apply_json_patch(from_json(current.body or b"{}"), operations)
             if entry.if_match is not None:
@@ -244,7 +262,7 @@ class BundleProcessor:
             return await planner.update(
                 plan,
                 _rewrite_references(patched, mapping),
-                resource_id=entry.url.resource_id,
+                resource_id=target,
                 if_match=entry.if_match if entry.if_match is not None else current.version,
                 method="PATCH",
             )

@@ -112,3 +112,38 @@ async def test_entry_urls_must_be_valid(any_client: httpx.AsyncClient) -> None:
     response = await any_client.post("/fhir", json=broken)
     assert response.status_code == 400
     assert response.json()["issue"][0]["expression"] == ["Bundle.entry[0].request.method"]
+
+
+async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
+    order = {
+        "resourceType": "MedicationRequest",
+        "identifier": [{"system": "urn:placer", "value": "ORD-1"}],
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "amoxicillin"},
+        "subject": {"reference": "Patient/x"},
+    }
+    await any_client.post("/fhir/MedicationRequest", json=order)
+    patch = [{"op": "replace", "path": "/status", "value": "cancelled"}]
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(orjson.dumps(patch)).decode(),
+    }
+    provenance = {
+        "resourceType": "Provenance",
+        "target": [{"reference": "urn:uuid:7b0f4f5e-1c55-4a8e-9a51-3c1d2f9e0b01"}],
+        "recorded": "2026-01-01T00:00:00Z",
+        "agent": [{"who": {"display": "pharmacy"}}],
+    }
+    cancel = {"request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|ORD-1"}}
+    cancel["resource"] = binary
+    cancel["fullUrl"] = "urn:uuid:7b0f4f5e-1c55-4a8e-9a51-3c1d2f9e0b01"
+    tx = bundle("transaction", cancel, entry("POST", "Provenance", provenance))
+    result = await any_client.post("/fhir", json=tx)
+    assert result.status_code == 200, result.text
+    patched, prov = (e["resource"] for e in result.json()["entry"])
+    assert patched["status"] == "cancelled" and patched["meta"]["versionId"] == "2"
+    assert prov["target"][0]["reference"] == f"MedicationRequest/{patched['id']}"
+    missing = bundle("transaction", {**cancel, "request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|NONE"}})
+    assert (await any_client.post("/fhir", json=missing)).status_code == 404
