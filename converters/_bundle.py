@@ -136,6 +136,9 @@ class BundleBuilder:
                 "text": message_type,
             },
             "agent": [agent],
+            # The server accepts changes to final records (e.g. a corrected result) only
+            # with a Provenance that says why: here, the sending system's message.
+            "reason": [{"text": f"update received as HL7 v2 {message_type}"}],
             "entity": [
                 {
                     "role": "source",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -25,6 +26,7 @@ from fhir_server.api.http import (
     write_response,
 )
 from fhir_server.resources import errors
+from fhir_server.resources.amendments import parse_x_provenance
 from fhir_server.resources.bundles import BundleProcessor
 from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import parse_criteria, parse_etag
@@ -186,6 +188,7 @@ async def update(request: Request, resource_type: str, resource_id: str) -> Resp
         resource,
         if_match=parse_etag(request.headers.get("if-match")),
         trail=trail(request),
+        provenance=_x_provenance(request),
     )
     return write_response(request, outcome)
 
@@ -201,6 +204,7 @@ async def patch(request: Request, resource_type: str, resource_id: str) -> Respo
         operations,
         if_match=parse_etag(request.headers.get("if-match")),
         trail=trail(request),
+        provenance=_x_provenance(request),
     )
     return write_response(request, outcome)
 
@@ -215,6 +219,13 @@ async def delete(request: Request, resource_type: str, resource_id: str) -> Resp
         trail=trail(request),
     )
     return write_response(request, outcome)
+
+
+def _x_provenance(request: Request) -> dict[str, Any] | None:
+    header = request.headers.get("x-provenance")
+    if header is None:
+        return None
+    return parse_x_provenance(header, requester=getattr(request.state, "principal", None))
 
 
 def _not_modified(request: Request, *, version: int, last_updated: str) -> bool:

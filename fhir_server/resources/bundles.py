@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_server.resources import errors
+from fhir_server.resources.amendments import pin_targets, targets_of
 from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import from_json, new_id
 from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
@@ -153,7 +154,7 @@ class BundleProcessor:
     async def _transaction(
         self, entries: list[_Entry], records: Sequence[RecordWrite]
     ) -> list[EntryResult]:
-        ordered = sorted(entries, key=lambda e: (_ORDER[e.method], e.index))
+        ordered = sorted(entries, key=_transaction_order)
         seen_full_urls = [e.full_url for e in entries if e.full_url]
         if len(seen_full_urls) != len(set(seen_full_urls)):
             raise errors.bad_request("two entries share one fullUrl", "Bundle.entry.fullUrl")
@@ -161,6 +162,11 @@ class BundleProcessor:
         async def build(plan: Plan) -> dict[int, Outcome]:
             plan.batch.records.extend(records)
             mapping = await self._resolve_ids(ordered)
+            for entry in ordered:
+                if _is_provenance_write(entry):
+                    provenance = _rewrite_references(entry.resource, mapping)
+                    for ref in targets_of(provenance):
+                        plan.amendments[ref] = provenance
             outcomes: dict[int, Outcome] = {}
             for entry in ordered:
                 if entry.method in ("GET", "HEAD"):
@@ -267,6 +273,8 @@ class BundleProcessor:
                 method="PATCH",
             )
         body = _rewrite_references(check_body(entry.resource, rtype), mapping)
+        if rtype == "Provenance":
+            body = pin_targets(body, plan.versions)
         if entry.method == "POST":
             body = {k: v for k, v in body.items() if k != "id"}
             return await planner.create(
@@ -282,6 +290,21 @@ class BundleProcessor:
             criteria=parse_criteria(entry.url.query or ""),
             if_match=entry.if_match,
         )
+
+
+def _is_provenance_write(entry: _Entry) -> bool:
+    return (
+        entry.url.resource_type == "Provenance"
+        and entry.method in ("POST", "PUT")
+        and isinstance(entry.resource, dict)
+    )
+
+
+def _transaction_order(entry: _Entry) -> tuple[float, int]:
+    """The spec's order, except that Provenance entries are planned after the other
+    writes, so that they can point at the exact versions this transaction creates."""
+    rank: float = 2.5 if _is_provenance_write(entry) else _ORDER[entry.method]
+    return rank, entry.index
 
 
 def _patch_operations(resource: Any) -> Any:

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard
+from fhir_server.resources.amendments import check_change
 from fhir_server.resources.auditing import AuditTrail, patients_of
 from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
@@ -63,6 +64,9 @@ class Plan:
     pinned: bool = False
     touched: set[tuple[str, str]] = field(default_factory=set)
     trail: AuditTrail | None = None
+    # Amendment Provenances by the "Type/id" they correct, and versions written here.
+    amendments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def guard(self) -> Guard:
@@ -91,6 +95,7 @@ class Plan:
             )
         self.touched.add(key)
         self.batch.writes.append(write)
+        self.versions[f"{write.resource_type}/{write.id}"] = write.version
         return StoredResource(
             resource_type=write.resource_type,
             id=write.id,
@@ -190,9 +195,11 @@ class Planner:
         *,
         if_none_exist: Criteria | None = None,
         resource_id: str | None = None,
+        check_access: bool = True,
     ) -> Outcome:
         resource_type = resource["resourceType"]
-        plan.guard.require("create", resource_type, resource)
+        if check_access:  # False only for the Provenance an amendment writes for itself
+            plan.guard.require("create", resource_type, resource)
         if if_none_exist:
             plan.guard.require("search", resource_type)  # a match reveals existence
             found = await self.matches(resource_type, if_none_exist)
@@ -234,6 +241,10 @@ class Planner:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
                 raise errors.precondition_failed("If-Match does not name the current version")
+        if current is not None and current.body is not None:
+            amendment = plan.amendments.get(f"{resource_type}/{resource_id}")
+            if check_change(from_json(current.body), resource, amendment=amendment):
+                return plan.note(interaction, Outcome(200, current, message="unchanged"), resource)
         stored = self._write(
             plan, resource, resource_id=resource_id, current=current, method=method
         )
@@ -285,6 +296,7 @@ class Planner:
             raise errors.not_found(f"{resource_type}/{resource_id} does not exist")
         if current.deleted:
             return plan.note("delete", Outcome(204, current, message="already deleted"), None)
+        check_change(from_json(current.body or b"{}"), None, amendment=None)
         stored = plan.add(
             VersionWrite(
                 resource_type=resource_type,

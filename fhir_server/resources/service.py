@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import jsonpatch
 
 from fhir_server.resources import errors
+from fhir_server.resources.amendments import pin_targets
 from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import from_json
 from fhir_server.resources.planning import Criteria, Outcome, Plan, Planner, check_body, check_type
@@ -214,16 +215,42 @@ class ResourceService:
         *,
         if_match: int | None,
         trail: AuditTrail | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
         body = check_body(resource, resource_type)
-        result: Outcome = await self.run(
-            lambda plan: self.planner.update(
-                plan, body, resource_id=resource_id, if_match=if_match
-            ),
-            trail=trail,
-        )
+
+        async def build(plan: Plan) -> Outcome:
+            return await self._amend(
+                plan,
+                resource_type,
+                resource_id,
+                provenance,
+                self.planner.update(plan, body, resource_id=resource_id, if_match=if_match),
+            )
+
+        result: Outcome = await self.run(build, trail=trail)
         return result
+
+    async def _amend(
+        self,
+        plan: Plan,
+        resource_type: str,
+        resource_id: str,
+        provenance: dict[str, Any] | None,
+        change: Awaitable[Outcome],
+    ) -> Outcome:
+        """Run ``change`` as an amendment when ``provenance`` is given (X-Provenance)."""
+        ref = f"{resource_type}/{resource_id}"
+        if provenance is not None:
+            plan.amendments[ref] = provenance
+        outcome = await change
+        if provenance is not None and ref in plan.versions:
+            record = pin_targets({**provenance, "target": [{"reference": ref}]}, plan.versions)
+            record = {k: v for k, v in record.items() if k != "id"}
+            record.setdefault("recorded", plan.now)
+            await self.planner.create(plan, record, check_access=False)
+        return outcome
 
     async def conditional_update(
         self,
@@ -252,10 +279,14 @@ class ResourceService:
         *,
         if_match: int | None,
         trail: AuditTrail | None = None,
+        provenance: dict[str, Any] | None = None,
     ) -> Outcome:
         check_type(resource_type, writable=True)
 
         async def build(plan: Plan) -> Outcome:
+            return await self._amend(plan, resource_type, resource_id, provenance, patch(plan))
+
+        async def patch(plan: Plan) -> Outcome:
             current = await self.read(resource_type, resource_id)
             patched = apply_json_patch(from_json(current.body or b"{}"), operations)
             if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:

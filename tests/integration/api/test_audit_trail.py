@@ -52,15 +52,15 @@ async def test_each_interaction_leaves_its_event(any_client: httpx.AsyncClient) 
     pid = (await c.post("/fhir/Patient", json=PATIENT)).json()["id"]
     obs = {
         "resourceType": "Observation",
-        "status": "final",
+        "status": "preliminary",
         "code": {"text": "pulse"},
         "subject": {"reference": f"Patient/{pid}"},
     }
     oid = (await c.post("/fhir/Observation", json=obs)).json()["id"]
     await c.get(f"/fhir/Observation/{oid}")
     await c.get(f"/fhir/Observation/{oid}/_history/1")
-    await c.put(f"/fhir/Observation/{oid}", json={**obs, "id": oid, "status": "amended"})
-    patch = [{"op": "replace", "path": "/status", "value": "corrected"}]
+    await c.put(f"/fhir/Observation/{oid}", json={**obs, "id": oid, "status": "registered"})
+    patch = [{"op": "replace", "path": "/status", "value": "preliminary"}]
     await c.patch(
         f"/fhir/Observation/{oid}",
         json=patch,

@@ -144,6 +144,6 @@ async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
     assert result.status_code == 200, result.text
     patched, prov = (e["resource"] for e in result.json()["entry"])
     assert patched["status"] == "cancelled" and patched["meta"]["versionId"] == "2"
-    assert prov["target"][0]["reference"] == f"MedicationRequest/{patched['id']}"
+    assert prov["target"][0]["reference"] == f"MedicationRequest/{patched['id']}/_history/2"
     missing = bundle("transaction", {**cancel, "request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|NONE"}})
     assert (await any_client.post("/fhir", json=missing)).status_code == 404
