@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from fhir_server.api import capability, health, rest
+from fhir_server.api import capability, health, operations, rest
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
 from fhir_server.resources.service import ResourceService
@@ -57,5 +57,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(health.router)
     app.include_router(capability.router)
     install_security(app, settings, the_store)
+    app.include_router(operations.router)  # before rest: "$validate" is not an id
     app.include_router(rest.router)
     return app

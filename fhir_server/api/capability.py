@@ -10,6 +10,7 @@ from starlette.responses import Response
 from fhir_server.api.http import base_url, check_accept, json_response
 from fhir_server.resources.meta import READ_ONLY_TYPES, SUPPORTED_TYPES, now_instant
 from fhir_server.search.registry import SearchRegistry
+from profiles import Validator
 
 router = APIRouter(prefix="/fhir", tags=["FHIR REST"])
 
@@ -17,7 +18,7 @@ _WRITE_INTERACTIONS = ("create", "update", "patch", "delete")
 _READ_INTERACTIONS = ("read", "vread", "history-instance", "history-type", "search-type")
 
 
-def _resource(resource_type: str, registry: SearchRegistry) -> dict[str, Any]:
+def _resource(resource_type: str, registry: SearchRegistry, validator: Validator) -> dict[str, Any]:
     writable = resource_type not in READ_ONLY_TYPES
     codes = (*_READ_INTERACTIONS, *(_WRITE_INTERACTIONS if writable else ()))
     params = [
@@ -36,11 +37,34 @@ def _resource(resource_type: str, registry: SearchRegistry) -> dict[str, Any]:
         "conditionalUpdate": writable,
         "conditionalDelete": "single" if writable else "not-supported",
         "searchParam": params,
+        "operation": [
+            {
+                "name": "validate",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+            }
+        ],
     }
+    supported = validator.supported_profiles(resource_type)
+    if supported:
+        entry["supportedProfile"] = supported
     return entry
 
 
-def capability_statement(*, base: str, registry: SearchRegistry) -> dict[str, Any]:
+def capability_statement(
+    *, base: str, registry: SearchRegistry, validator: Validator, security: dict[str, Any] | None
+) -> dict[str, Any]:
+    rest: dict[str, Any] = {
+        "mode": "server",
+        "resource": [_resource(t, registry, validator) for t in SUPPORTED_TYPES],
+        "interaction": [
+            {"code": "transaction"},
+            {"code": "batch"},
+            {"code": "history-system"},
+            {"code": "search-system"},
+        ],
+    }
+    if security is not None:
+        rest["security"] = security
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -52,18 +76,7 @@ def capability_statement(*, base: str, registry: SearchRegistry) -> dict[str, An
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "application/json"],
         "patchFormat": ["application/json-patch+json"],
-        "rest": [
-            {
-                "mode": "server",
-                "resource": [_resource(t, registry) for t in SUPPORTED_TYPES],
-                "interaction": [
-                    {"code": "transaction"},
-                    {"code": "batch"},
-                    {"code": "history-system"},
-                    {"code": "search-system"},
-                ],
-            }
-        ],
+        "rest": [rest],
     }
 
 
@@ -71,4 +84,16 @@ def capability_statement(*, base: str, registry: SearchRegistry) -> dict[str, An
 async def metadata(request: Request) -> Response:
     check_accept(request)
     registry: SearchRegistry = request.app.state.registry
-    return json_response(capability_statement(base=base_url(request), registry=registry))
+    base = base_url(request)
+    security = None
+    if request.app.state.settings.auth_required:
+        from fhir_server.security import security_extension
+
+        security = security_extension(base)
+    statement = capability_statement(
+        base=base,
+        registry=registry,
+        validator=request.app.state.service.validator,
+        security=security,
+    )
+    return json_response(statement)

@@ -1,0 +1,70 @@
+"""$validate and the CapabilityStatement generated from what is registered."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.api.conftest import bearer, mint
+
+LAB = "https://medicore.example.org/fhir/StructureDefinition/medicore-lab-observation"
+
+
+async def test_validate_lists_every_issue_without_storing(client: httpx.AsyncClient) -> None:
+    bad = {"resourceType": "Patient", "gender": "bogus", "birthDate": "1-2-3"}
+    answer = await client.post("/fhir/Patient/$validate", json=bad)
+    assert answer.status_code == 200
+    expressions = {e for i in answer.json()["issue"] for e in i.get("expression", [])}
+    assert {"Patient.gender", "Patient.birthDate"} <= expressions
+    good = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": {"resourceType": "Patient", "gender": "male"}},
+            {"name": "mode", "valueCode": "create"},
+        ],
+    }
+    ok = (await client.post("/fhir/Patient/$validate", json=good)).json()
+    assert all(i["severity"] in ("information", "warning") for i in ok["issue"])
+    assert (await client.get("/fhir/Patient/_history")).json()["entry"] == []
+
+
+async def test_validate_against_a_profile_and_for_delete(client: httpx.AsyncClient) -> None:
+    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "glucose"}}
+    answer = (await client.post(f"/fhir/Observation/$validate?profile={LAB}", json=obs)).json()
+    errors = [i for i in answer["issue"] if i["severity"] == "error"]
+    assert errors and any("Observation.subject" in i.get("expression", []) for i in errors)
+    oid = (await client.post("/fhir/Observation", json=obs)).json()["id"]
+    delete = (await client.post(f"/fhir/Observation/{oid}/$validate?mode=delete")).json()
+    assert delete["issue"][0]["severity"] == "error" and delete["issue"][0]["code"] == "conflict"
+
+
+async def test_capability_statement(secured: httpx.AsyncClient) -> None:
+    meta = (await secured.get("/fhir/metadata")).json()
+    assert meta["fhirVersion"] == "4.0.1" and meta["format"] == [
+        "application/fhir+json",
+        "application/json",
+    ]
+    rest = meta["rest"][0]
+    by_type = {r["type"]: r for r in rest["resource"]}
+    assert set(by_type) == {
+        "Patient",
+        "Encounter",
+        "MedicationRequest",
+        "Observation",
+        "Provenance",
+        "AuditEvent",
+    }
+    audit_codes = {i["code"] for i in by_type["AuditEvent"]["interaction"]}
+    assert "create" not in audit_codes and "search-type" in audit_codes
+    params = {p["name"]: p for p in by_type["Observation"]["searchParam"]}
+    assert params["code"]["type"] == "token" and params["code"]["definition"].startswith(
+        "http://hl7.org/fhir/SearchParameter/"
+    )
+    assert "_text" not in params and "_content" not in params
+    assert LAB in by_type["Observation"]["supportedProfile"]
+    oauth = rest["security"]["extension"][0]
+    assert oauth["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+    # And the declared interactions really work: a doctor creates and searches.
+    doctor = bearer(mint(secured, role="doctor", scope="user/*.cruds"))
+    assert (
+        await secured.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=doctor)
+    ).status_code == 201
