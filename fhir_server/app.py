@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fhir_server.api import capability, health, operations, rest
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
+from fhir_server.hl7 import Hl7Settings, install_hl7
 from fhir_server.resources.service import ResourceService
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.security import install_security
@@ -19,7 +20,12 @@ from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: Store | None = None,
+    hl7: Hl7Settings | None = None,
+) -> FastAPI:
     settings = settings or Settings()
     check_audit_allowed(settings)
     the_store = store or store_from_uri(
@@ -59,4 +65,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     install_security(app, settings, the_store)
     app.include_router(operations.router)  # before rest: "$validate" is not an id
     app.include_router(rest.router)
+    install_hl7(app, settings, hl7=hl7)
     return app

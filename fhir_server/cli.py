@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fhir_server import cli_audit
+from fhir_server import cli_audit, cli_hl7
 from fhir_server.settings import Settings
 
 
@@ -21,7 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = Settings(**overrides)
-    app = create_app(settings)
+    app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args))
     uvicorn.run(
         app,
         host=settings.host,
@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(MEDICORE_STORE)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    cli_hl7.add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)
     cli_audit.register(commands)
+    cli_hl7.register(commands)
     return parser
 
 

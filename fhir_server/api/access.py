@@ -71,3 +71,27 @@ def visible_entries(request: Request, bundle: dict[str, Any]) -> dict[str, Any]:
         or the_guard.may_read(entry["resource"])
     ]
     return {**bundle, "entry": kept}
+
+
+def require_operation(name: str) -> Any:
+    """A route dependency for non-FHIR operations (HL7 intake, dead letters...)."""
+    from fastapi import Depends
+
+    async def check(request: Request) -> None:
+        if not request.app.state.settings.auth_required:
+            return
+        from auth.decision import decide_operation
+        from fhir_server.security import AuthenticationFailed, authenticate
+
+        try:
+            principal = await authenticate(request)
+        except AuthenticationFailed as exc:
+            raise errors.FhirError(
+                401, "login", exc.description, headers={"WWW-Authenticate": exc.www_authenticate}
+            ) from None
+        request.state.principal = principal
+        decision = decide_operation(principal, name)
+        if not decision.allowed:
+            raise errors.FhirError(decision.status, "forbidden", decision.reason)
+
+    return Depends(check)

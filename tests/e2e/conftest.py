@@ -54,6 +54,7 @@ def start_server(
                 **os.environ,
                 "PYTHONPATH": str(Path.cwd()),
                 "MEDICORE_AUTH_REQUIRED": "true" if auth else "false",
+                "MEDICORE_MLLP_PORT": "0",  # parallel servers must not fight over 2575
                 "MEDICORE_KEYS_DIR": str(tmp_path / "data" / "keys"),
                 **(env or {}),
             },

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from fhir_server.app import create_app
+from fhir_server.hl7 import Hl7Settings
 from fhir_server.settings import Settings
 from tests.conftest import make_store
 
@@ -21,7 +22,7 @@ async def _client(kind: str, tmp_path: Path, **settings: Any) -> AsyncIterator[h
         "data_dir": str(tmp_path / "data"),
         "auth_required": False,  # these tests are about REST semantics; auth has its own
     }
-    app = create_app(Settings(**{**base, **settings}), store=store)
+    app = create_app(Settings(**{**base, **settings}), store=store, hl7=Hl7Settings(mllp_port=0))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
