@@ -21,8 +21,18 @@ from profiles import is_final
 _AMENDED_OBSERVATION = frozenset({"amended", "corrected", "entered-in-error", "cancelled"})
 
 
+def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Equal but for what the server stamps (versionId, lastUpdated)."""
+    return _content(a) == _content(b)
+
+
 def _content(resource: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resource.items() if k not in ("meta", "text")}
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k not in _STAMPED}
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return {**body, "meta": meta} if meta else body
+
+
+_STAMPED = ("versionId", "lastUpdated")
 
 
 def check_change(
@@ -34,7 +44,7 @@ def check_change(
     kind = current["resourceType"]
     if new is None:
         raise errors.conflict(f"{kind} is final and cannot be deleted")
-    if _content(new) == _content(current):
+    if same_content(new, current):
         return True  # a replay of what is stored: nothing to amend
     if kind == "Provenance":
         raise errors.conflict("a Provenance is never changed once recorded")

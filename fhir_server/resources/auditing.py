@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from audit.events import AccessRecord, Interaction, build_audit_event
 from fhir_server.resources.access import OPEN, Guard
+from fhir_server.resources.meta import new_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class AuditTrail:
     def drain(self) -> list[dict[str, Any]]:
         """The pending records as AuditEvent resources, ready for a ``WriteBatch``."""
         events = [
-            build_audit_event(record, server_id=self.server_id, event_id=str(uuid.uuid4()))
+            build_audit_event(record, server_id=self.server_id, event_id=new_id())
             for record in self._pending
         ]
         self._pending.clear()

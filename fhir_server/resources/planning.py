@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard
-from fhir_server.resources.amendments import check_change
+from fhir_server.resources.amendments import check_change, same_content
 from fhir_server.resources.auditing import AuditTrail, patients_of
 from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
@@ -242,8 +242,11 @@ class Planner:
             if current is None or current.deleted or current.version != if_match:
                 raise errors.precondition_failed("If-Match does not name the current version")
         if current is not None and current.body is not None:
+            stored_now = from_json(current.body)
             amendment = plan.amendments.get(f"{resource_type}/{resource_id}")
-            if check_change(from_json(current.body), resource, amendment=amendment):
+            check_change(stored_now, resource, amendment=amendment)
+            if same_content(stored_now, resource):
+                # A no-op update (e.g. an HL7 replay or a repeated A08) adds no version.
                 return plan.note(interaction, Outcome(200, current, message="unchanged"), resource)
         stored = self._write(
             plan, resource, resource_id=resource_id, current=current, method=method
