@@ -91,7 +91,7 @@ def _start_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     command = [
         sys.executable,
         "-m",
-        "fhir_server.cli_hl7",
+        "fhir_server.cli",
         "serve",
         "--port",
         str(http_port),

@@ -48,8 +48,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def _worker(
-    host: str, port: int, make: RequestFactory, counter: list[int], limit: int,
-    deadline: float, result: LoadResult, ok: set[int],
+    host: str,
+    port: int,
+    make: RequestFactory,
+    counter: list[int],
+    limit: int,
+    deadline: float,
+    result: LoadResult,
+    ok: set[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -73,8 +79,14 @@ async def _worker(
 
 
 async def run_load(
-    host: str, port: int, make: RequestFactory, *, concurrency: int, max_requests: int,
-    max_seconds: float, ok: set[int] | None = None,
+    host: str,
+    port: int,
+    make: RequestFactory,
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    ok: set[int] | None = None,
 ) -> LoadResult:
     result = LoadResult(0, 0, 0.0, [])
     counter = [0]

@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.loadgen import LoadResult, run_load  # noqa: E402
+from bench.loadgen import LoadResult, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def _patient(i: int) -> dict[str, object]:
     return {
         "resourceType": "Patient",
-        "identifier": [{"system": "urn:oid:1.2.410.100", "value": f"MRN-{i}-{uuid.uuid4().hex[:6]}"}],
+        "identifier": [
+            {"system": "urn:oid:1.2.410.100", "value": f"MRN-{i}-{uuid.uuid4().hex[:6]}"}
+        ],
         "name": [{"family": "Kim", "given": ["Minsu"]}],
         "gender": "male",
         "birthDate": "1980-01-01",
@@ -41,7 +43,11 @@ def _patient(i: int) -> dict[str, object]:
 def _transaction(i: int) -> bytes:
     patient_url = f"urn:uuid:{uuid.uuid4()}"
     entries: list[dict[str, object]] = [
-        {"fullUrl": patient_url, "resource": _patient(i), "request": {"method": "POST", "url": "Patient"}}
+        {
+            "fullUrl": patient_url,
+            "resource": _patient(i),
+            "request": {"method": "POST", "url": "Patient"},
+        }
     ]
     for k in range(9):
         entries.append(
@@ -51,7 +57,12 @@ def _transaction(i: int) -> bytes:
                     "status": "final",
                     "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
                     "subject": {"reference": patient_url},
-                    "valueQuantity": {"value": 60 + k, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+                    "valueQuantity": {
+                        "value": 60 + k,
+                        "unit": "/min",
+                        "system": "http://unitsofmeasure.org",
+                        "code": "/min",
+                    },
                 },
                 "request": {"method": "POST", "url": "Observation"},
             }
@@ -60,8 +71,13 @@ def _transaction(i: int) -> bytes:
 
 
 def _start(command: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -75,8 +91,11 @@ def _start(command: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
 
 def _row(name: str, base: LoadResult, ours: LoadResult) -> str:
     ratio = ours.rate / base.rate if base.rate else float("nan")
-    return (f"| {name} | {base.rate:,.0f} | {base.p50:.1f} / {base.percentile(0.99):.1f} | "
-            f"{ours.rate:,.0f} | {ours.p50:.1f} / {ours.percentile(0.99):.1f} | {ratio:.2f} | {ours.errors} |")
+    return (
+        f"| {name} | {base.rate:,.0f} | {base.p50:.1f} / {base.percentile(0.99):.1f} | "
+        f"{ours.rate:,.0f} | {ours.p50:.1f} / {ours.percentile(0.99):.1f} | "
+        f"{ratio:.2f} | {ours.errors} |"
+    )
 
 
 async def main() -> None:
@@ -87,12 +106,31 @@ async def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="medicore-bench-"))
     base_port, our_port = 18931, 18932
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
-    baseline = _start([*uvicorn, "bench.baseline_app:app", "--port", str(base_port)], base_port, ROOT)
-    ours = _start([sys.executable, "-m", "fhir_server.cli", "serve", "--port", str(our_port),
-                   "--store", f"sqlite:///{tmp / 'bench.db'}", "--log-level", "warning"], our_port, tmp)
+    baseline = _start(
+        [*uvicorn, "bench.baseline_app:app", "--port", str(base_port)], base_port, ROOT
+    )
+    ours = _start(
+        [
+            sys.executable,
+            "-m",
+            "fhir_server.cli",
+            "serve",
+            "--port",
+            str(our_port),
+            "--store",
+            f"sqlite:///{tmp / 'bench.db'}",
+            "--log-level",
+            "warning",
+        ],
+        our_port,
+        tmp,
+    )
     try:
-        seed = httpx.put(f"http://127.0.0.1:{our_port}/fhir/Patient/p1",
-                         json={**_patient(0), "id": "p1"}, timeout=10)
+        seed = httpx.put(
+            f"http://127.0.0.1:{our_port}/fhir/Patient/p1",
+            json={**_patient(0), "id": "p1"},
+            timeout=10,
+        )
         seed.raise_for_status()
         scenarios = {
             "read Patient": lambda i: ("GET", "/fhir/Patient/p1", b""),
@@ -101,13 +139,21 @@ async def main() -> None:
         }
         rows = []
         for name, make in scenarios.items():
-            kwargs = dict(concurrency=args.concurrency, max_requests=200_000, max_seconds=args.seconds)
+            kwargs = dict(
+                concurrency=args.concurrency, max_requests=200_000, max_seconds=args.seconds
+            )
             base_result = await run_load("127.0.0.1", base_port, make, **kwargs)
             our_result = await run_load("127.0.0.1", our_port, make, **kwargs)
             rows.append(_row(name, base_result, our_result))
-        print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per cell, one uvicorn worker each, "
-              f"{os.cpu_count()} cores\n")
-        print("| scenario | baseline req/s | baseline p50 / p99 ms | MediCore req/s | MediCore p50 / p99 ms | ratio | errors |")
+        print(
+            f"concurrency {args.concurrency}, {args.seconds:.0f} s per cell, "
+            "one uvicorn worker each, "
+            f"{os.cpu_count()} cores\n"
+        )
+        print(
+            "| scenario | baseline req/s | baseline p50 / p99 ms | MediCore req/s "
+            "| MediCore p50 / p99 ms | ratio | errors |"
+        )
         print("|---|---|---|---|---|---|---|")
         print("\n".join(rows))
     finally:

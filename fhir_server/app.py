@@ -9,13 +9,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from fhir_server.api import capability, health, operations, rest
+from fhir_server.api import capability, operations, rest
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
 from fhir_server.hl7 import Hl7Settings, install_hl7
+from fhir_server.observability import (
+    MeteredStore,
+    Metrics,
+    ObservabilitySettings,
+    install_observability,
+)
 from fhir_server.resources.service import ResourceService
 from fhir_server.search.registry import SearchRegistry
-from fhir_server.security import install_security
+from fhir_server.security import install_security, seed_demo_accounts
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 
@@ -25,17 +31,31 @@ def create_app(
     *,
     store: Store | None = None,
     hl7: Hl7Settings | None = None,
+    demo: bool = False,
+    observability: ObservabilitySettings | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     check_audit_allowed(settings)
-    the_store = store or store_from_uri(
-        settings.store, mongo_database=settings.mongo_database, audit_key=load_audit_key(settings)
-    )
+    if isinstance(store, MeteredStore):
+        the_store, metrics = store, store.metrics
+    else:
+        metrics = Metrics()
+        the_store = MeteredStore(
+            store
+            or store_from_uri(
+                settings.store,
+                mongo_database=settings.mongo_database,
+                audit_key=load_audit_key(settings),
+            ),
+            metrics=metrics,
+        )
     registry = SearchRegistry.default()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await the_store.open()
+        if demo:
+            await seed_demo_accounts(the_store)
         indexer = asyncio.create_task(
             index_audit_forever(the_store, interval=settings.audit_index_interval)
         )
@@ -60,10 +80,10 @@ def create_app(
     app.state.base_url = settings.base_url
     app.state.service = ResourceService(the_store, registry, max_count=settings.max_page_size)
     install_error_handlers(app)
-    app.include_router(health.router)
     app.include_router(capability.router)
     install_security(app, settings, the_store)
     app.include_router(operations.router)  # before rest: "$validate" is not an id
     app.include_router(rest.router)
     install_hl7(app, settings, hl7=hl7)
+    install_observability(app, observability, metrics=metrics)
     return app

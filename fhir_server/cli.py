@@ -6,7 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from fhir_server import cli_audit, cli_hl7
+from fhir_server import cli_audit, cli_auth, cli_hl7, cli_ops
+from fhir_server.security import refuse_demo_in_production
 from fhir_server.settings import Settings
 
 
@@ -21,13 +22,16 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None
     }
     settings = Settings(**overrides)
-    app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args))
+    if args.demo:
+        refuse_demo_in_production(settings)
+    app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args), demo=args.demo)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
         proxy_headers=True,
+        access_log=False,  # its lines carry raw query strings (PHI); ours carry none
         timeout_graceful_shutdown=30,
     )
     return 0
@@ -45,10 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(MEDICORE_STORE)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="create the handbook's demo accounts (doctor001, nurse001, admin001, itadmin001, "
+        "auditor001; password test1234!); refused when MEDICORE_ENV=production",
+    )
     cli_hl7.add_serve_arguments(serve)
     serve.set_defaults(handler=_serve)
     cli_audit.register(commands)
     cli_hl7.register(commands)
+    cli_auth.register(commands)
+    cli_ops.register(commands)
     return parser
 
 

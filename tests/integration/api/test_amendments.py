@@ -33,7 +33,9 @@ async def test_amendment_flow(secured: httpx.AsyncClient) -> None:
     doctor = bearer(mint(secured, role="doctor", scope="user/*.cruds"))
     oid = (await secured.post("/fhir/Observation", json=OBS, headers=doctor)).json()["id"]
     final = {**OBS, "id": oid, "status": "final"}
-    assert (await secured.put(f"/fhir/Observation/{oid}", json=final, headers=doctor)).status_code == 200
+    assert (
+        await secured.put(f"/fhir/Observation/{oid}", json=final, headers=doctor)
+    ).status_code == 200
 
     corrected = {**final, "status": "corrected", "valueQuantity": {"value": 59, "unit": "mg/dL"}}
     plain = await secured.put(f"/fhir/Observation/{oid}", json=corrected, headers=doctor)
@@ -46,33 +48,51 @@ async def test_amendment_flow(secured: httpx.AsyncClient) -> None:
     assert refused.status_code == 422
     assert refused.json()["issue"][0]["expression"] == ["Provenance.reason"]
     someone_else = {**doctor, "X-Provenance": provenance(who="nurse-user")}
-    assert (await secured.put(f"/fhir/Observation/{oid}", json=corrected, headers=someone_else)).status_code == 422
+    assert (
+        await secured.put(f"/fhir/Observation/{oid}", json=corrected, headers=someone_else)
+    ).status_code == 422
     still_final = {**doctor, "X-Provenance": provenance()}
-    wrong_status = await secured.put(f"/fhir/Observation/{oid}", json=final | {"valueQuantity": {"value": 1}}, headers=still_final)
+    wrong_status = await secured.put(
+        f"/fhir/Observation/{oid}",
+        json=final | {"valueQuantity": {"value": 1}},
+        headers=still_final,
+    )
     assert wrong_status.status_code == 422
 
-    amended = await secured.put(f"/fhir/Observation/{oid}", json=corrected, headers={**doctor, "X-Provenance": provenance()})
+    amended = await secured.put(
+        f"/fhir/Observation/{oid}", json=corrected, headers={**doctor, "X-Provenance": provenance()}
+    )
     assert amended.status_code == 200, amended.text
     assert amended.json()["meta"]["versionId"] == "3"
     original = (await secured.get(f"/fhir/Observation/{oid}/_history/2", headers=doctor)).json()
     assert original["valueQuantity"]["value"] == 95 and original["status"] == "final"
 
-    found = (await secured.get(
-        f"/fhir/Observation?_id={oid}&_revinclude=Provenance:target", headers=doctor
-    )).json()
+    found = (
+        await secured.get(
+            f"/fhir/Observation?_id={oid}&_revinclude=Provenance:target", headers=doctor
+        )
+    ).json()
     included = [e["resource"] for e in found["entry"] if e["search"]["mode"] == "include"]
     assert [p["target"][0]["reference"] for p in included] == [f"Observation/{oid}/_history/3"]
     assert included[0]["reason"][0]["text"] == "transcription error"
-    by_target = (await secured.get(f"/fhir/Provenance?target=Observation/{oid}", headers=doctor)).json()
+    by_target = (
+        await secured.get(f"/fhir/Provenance?target=Observation/{oid}", headers=doctor)
+    ).json()
     assert len(by_target["entry"]) == 1
 
     prov_id = included[0]["id"]
     prov_body = {**included[0], "reason": [{"text": "changed my mind"}]}
-    assert (await secured.put(f"/fhir/Provenance/{prov_id}", json=prov_body, headers=doctor)).status_code == 409
+    assert (
+        await secured.put(f"/fhir/Provenance/{prov_id}", json=prov_body, headers=doctor)
+    ).status_code == 409
     assert (await secured.delete(f"/fhir/Provenance/{prov_id}", headers=doctor)).status_code == 409
 
     auditor = bearer(mint(secured, role="auditor", scope="user/AuditEvent.rs"))
-    events = (await secured.get(f"/fhir/AuditEvent?entity=Observation/{oid}&_count=100", headers=auditor)).json()
-    outcomes = sorted((e["resource"]["subtype"][0]["code"], e["resource"]["outcome"]) for e in events["entry"])
+    events = (
+        await secured.get(f"/fhir/AuditEvent?entity=Observation/{oid}&_count=100", headers=auditor)
+    ).json()
+    outcomes = sorted(
+        (e["resource"]["subtype"][0]["code"], e["resource"]["outcome"]) for e in events["entry"]
+    )
     assert ("update", "4") in outcomes and ("delete", "4") in outcomes
     assert outcomes.count(("update", "0")) == 2  # finalized, then amended

@@ -136,7 +136,9 @@ async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
         "recorded": "2026-01-01T00:00:00Z",
         "agent": [{"who": {"display": "pharmacy"}}],
     }
-    cancel = {"request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|ORD-1"}}
+    cancel = {
+        "request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|ORD-1"}
+    }
     cancel["resource"] = binary
     cancel["fullUrl"] = "urn:uuid:7b0f4f5e-1c55-4a8e-9a51-3c1d2f9e0b01"
     tx = bundle("transaction", cancel, entry("POST", "Provenance", provenance))
@@ -145,5 +147,11 @@ async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
     patched, prov = (e["resource"] for e in result.json()["entry"])
     assert patched["status"] == "cancelled" and patched["meta"]["versionId"] == "2"
     assert prov["target"][0]["reference"] == f"MedicationRequest/{patched['id']}/_history/2"
-    missing = bundle("transaction", {**cancel, "request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|NONE"}})
+    missing = bundle(
+        "transaction",
+        {
+            **cancel,
+            "request": {"method": "PATCH", "url": "MedicationRequest?identifier=urn:placer|NONE"},
+        },
+    )
     assert (await any_client.post("/fhir", json=missing)).status_code == 404

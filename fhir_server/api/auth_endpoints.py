@@ -1,0 +1,170 @@
+"""`/auth/*` (token, authorize, jwks, revoke, introspect) and SMART discovery: thin routes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from auth.errors import OAuthError
+from fhir_server.api.auth_login import error_page, login_page
+from fhir_server.api.http import base_url
+from fhir_server.security.authorize import (
+    AuthorizePageError,
+    AuthorizeRedirect,
+    AuthorizeRequest,
+    LoginFailed,
+    check_request,
+    login_and_issue_code,
+)
+from fhir_server.security.context import SecurityContext
+from fhir_server.security.grants import token_request
+from fhir_server.security.revocation import authorize_introspection, introspect, revoke
+from fhir_server.security.smart import endpoints, smart_configuration
+
+router = APIRouter(tags=["SMART authorization"])
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_LOGIN_FIELDS = ("username", "password", "patient")
+
+
+def _ctx(request: Request) -> SecurityContext:
+    ctx: SecurityContext = request.app.state.security
+    return ctx
+
+
+def _json(body: Mapping[str, Any], *, status: int = 200, cache: str | None = None) -> Response:
+    headers = dict(_NO_STORE) if cache is None else {"Cache-Control": cache}
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def _oauth_error(exc: OAuthError) -> Response:
+    return _json(exc.as_dict(), status=exc.status)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The url-encoded body; repeated parameters are an `invalid_request` (RFC 6749 3.1)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise OAuthError("invalid_request", "use application/x-www-form-urlencoded", 400)
+    form = await request.form()
+    out: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if key in out or not isinstance(value, str):
+            raise OAuthError("invalid_request", f"parameter {key} given more than once", 400)
+        out[key] = value
+    return out
+
+
+def _token_url(request: Request) -> str:
+    return endpoints(base_url(request))["token"]
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+@router.post("/auth/token")
+async def token(request: Request) -> Response:
+    try:
+        form = await _form(request)
+        body = await token_request(_ctx(request), form, token_url=_token_url(request))
+    except OAuthError as exc:
+        return _oauth_error(exc)
+    return _json(body)
+
+
+@router.post("/auth/revoke")
+async def revoke_token(request: Request) -> Response:
+    try:
+        await revoke(_ctx(request), await _form(request), token_url=_token_url(request))
+    except OAuthError as exc:
+        return _oauth_error(exc)
+    return Response(status_code=200, headers=_NO_STORE)
+
+
+@router.post("/auth/introspect")
+async def introspect_token(request: Request) -> Response:
+    ctx = _ctx(request)
+    try:
+        form = await _form(request)
+        only = await authorize_introspection(
+            ctx, form, token_url=_token_url(request), bearer=_bearer(request)
+        )
+        if not form.get("token"):
+            raise OAuthError("invalid_request", "token is required", 400)
+    except OAuthError as exc:
+        return _oauth_error(exc)
+    return _json(await introspect(ctx, form["token"], only_client=only))
+
+
+@router.get("/auth/jwks.json")
+async def jwks(request: Request) -> Response:
+    return _json(_ctx(request).keys.jwks(), cache="public, max-age=300")
+
+
+@router.get("/.well-known/smart-configuration")
+@router.get("/fhir/.well-known/smart-configuration")
+async def smart_config(request: Request) -> Response:
+    body = smart_configuration(base_url(request), issuer=_ctx(request).issuer)
+    return _json(body, cache="public, max-age=3600")
+
+
+async def _checked(request: Request, params: Mapping[str, str]) -> AuthorizeRequest:
+    ctx = _ctx(request)
+    return await check_request(ctx, params, audiences={ctx.fhir_base, base_url(request)})
+
+
+def _form_for(req: AuthorizeRequest, *, error: str | None = None, status: int = 200) -> Response:
+    return login_page(
+        req.params,
+        client_id=req.client_id,
+        scope=str(req.scopes),
+        ask_patient=req.needs_patient,
+        error=error,
+        status=status,
+    )
+
+
+@router.get("/auth/authorize")
+async def authorize(request: Request) -> Response:
+    try:
+        req = await _checked(request, dict(request.query_params))
+    except AuthorizePageError as exc:
+        return error_page(exc.description)
+    except AuthorizeRedirect as exc:
+        return RedirectResponse(exc.location, status_code=302)
+    return _form_for(req)
+
+
+@router.post("/auth/authorize")
+async def authorize_login(request: Request) -> Response:
+    try:
+        form = await _form(request)
+    except OAuthError as exc:
+        return error_page(exc.description)
+    params = {k: v for k, v in form.items() if k not in _LOGIN_FIELDS}
+    try:
+        req = await _checked(request, params)
+        location = await login_and_issue_code(
+            _ctx(request),
+            req,
+            username=form.get("username", ""),
+            password=form.get("password", ""),
+            patient=form.get("patient"),
+        )
+    except AuthorizePageError as exc:
+        return error_page(exc.description)
+    except AuthorizeRedirect as exc:
+        return RedirectResponse(exc.location, status_code=303)
+    except LoginFailed as exc:
+        return _form_for(req, error=exc.message, status=401)
+    return RedirectResponse(location, status_code=303, headers=_NO_STORE)
+
+
+__all__ = ["router"]

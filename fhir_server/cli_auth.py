@@ -1,0 +1,243 @@
+"""Operator commands for the token service: `clients add`, `users add`, `token`, `keys rotate`.
+
+They open the same store (`--store` / `MEDICORE_STORE`) and key directory
+(`MEDICORE_KEYS_DIR`) as `medicore serve` run from the same directory, so a token
+printed here verifies on that server. Exit codes: 0 done, 1 refused or not found,
+2 invalid input. Messages go to stderr; `token` prints the token as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from auth.errors import AuthError, InvalidScope
+from auth.scopes import ScopeSet
+from auth.tokens import MAX_ACCESS_LIFETIME, issue_access_token
+from fhir_server.security.clients import ClientConfigError, client_record
+from fhir_server.security.context import SecurityContext
+from fhir_server.security.demo import ProductionRefused, refuse_in_production
+from fhir_server.security.settings import SecuritySettings
+from fhir_server.security.users import UserConfigError, user_record
+from fhir_server.settings import Settings
+from fhir_server.storage import Store, store_from_uri
+from fhir_server.storage.base import RecordExists, StoreError
+
+CLI_CLIENT_ID = "medicore-cli"
+
+
+class _Refused(Exception):
+    """A command-level refusal: message to stderr, exit code 1."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(store=args.store) if getattr(args, "store", None) else Settings()
+
+
+def _run(args: argparse.Namespace, work: Callable[[SecurityContext], Awaitable[int]]) -> int:
+    """Open the store, build the security context, run `work`, map failures to exit codes."""
+    settings = _settings(args)
+
+    async def main() -> int:
+        store: Store = store_from_uri(settings.store, mongo_database=settings.mongo_database)
+        await store.open()
+        try:
+            return await work(SecurityContext.build(settings, store, security=SecuritySettings()))
+        finally:
+            await store.close()
+
+    try:
+        if getattr(args, "production_refused", None):
+            refuse_in_production(settings, args.production_refused)
+        return asyncio.run(main())
+    except (ClientConfigError, UserConfigError) as exc:
+        print(f"error: {exc.expression}: {exc.reason}", file=sys.stderr)
+        return 2
+    except InvalidScope as exc:
+        print(f"error: scope {exc.scope!r}: {exc.reason}", file=sys.stderr)
+        return 2
+    except (ProductionRefused, _Refused, RecordExists) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (AuthError, StoreError, OSError) as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store", help="store URI (MEDICORE_STORE; default sqlite:///data/medicore.db)"
+    )
+
+
+# clients add --------------------------------------------------------------------------
+def _clients_add(args: argparse.Namespace) -> int:
+    jwks: dict[str, Any] | None = None
+    if args.jwks is not None:
+        try:
+            jwks = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            print("error: --jwks: cannot read a JSON JWKS from that file", file=sys.stderr)
+            return 2
+        if not isinstance(jwks, dict):
+            print("error: --jwks: expected a JWKS object", file=sys.stderr)
+            return 2
+
+    async def work(ctx: SecurityContext) -> int:
+        doc = client_record(
+            args.id,
+            scope=args.scope,
+            jwks=jwks,
+            jwks_url=args.jwks_url,
+            redirect_uris=args.redirect_uri,
+            role=args.role,
+            name=args.name,
+            may_introspect=args.may_introspect,
+        )
+        if doc["role"] not in ctx.roles:
+            raise ClientConfigError("role", "not a role of the role table")
+        await ctx.repo.put_client(doc, new=not args.replace)
+        kind = "public app" if doc["public"] else "confidential"
+        print(f"client {doc['client_id']} registered ({kind}); scope: {doc['scope']}")
+        return 0
+
+    return _run(args, work)
+
+
+# users add ----------------------------------------------------------------------------
+def _users_add(args: argparse.Namespace) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        print("error: give --password-stdin or --password", file=sys.stderr)
+        return 2
+
+    async def work(ctx: SecurityContext) -> int:
+        doc = user_record(
+            args.name, role=args.role, password=password, roles=ctx.roles, fhir_user=args.fhir_user
+        )
+        await ctx.repo.put_user(doc, new=not args.replace)
+        print(f"user {args.name} saved with role {args.role}")
+        return 0
+
+    return _run(args, work)
+
+
+# token --------------------------------------------------------------------------------
+def _token(args: argparse.Namespace) -> int:
+    async def work(ctx: SecurityContext) -> int:
+        requested = ScopeSet.parse(args.scope)
+        user = await ctx.repo.get_user(args.user)
+        if user is None or not user.get("active", True):
+            raise _Refused(f"no active user {args.user!r}")
+        role = str(user["role"])
+        granted = ctx.roles.ceiling(role).clamp(requested)
+        if requested.resource_scopes and not granted.resource_scopes:
+            raise _Refused(f"role {role!r} permits none of the requested scopes")
+        lifetime = min(args.lifetime or ctx.settings.access_token_lifetime, MAX_ACCESS_LIFETIME)
+        issued = issue_access_token(
+            ctx.keys,
+            issuer=ctx.issuer,
+            audience=ctx.fhir_base,
+            subject=args.user,
+            client_id=CLI_CLIENT_ID,
+            scope=str(granted),
+            role=role,
+            patient=args.patient,
+            fhir_user=user.get("fhir_user"),
+            lifetime=lifetime,
+        )
+        print(f"scope: {granted}", file=sys.stderr)
+        print(f"expires_in: {issued.expires_in}", file=sys.stderr)
+        print(issued.token)
+        return 0
+
+    return _run(args, work)
+
+
+# keys rotate --------------------------------------------------------------------------
+def _keys_rotate(args: argparse.Namespace) -> int:
+    async def work(ctx: SecurityContext) -> int:
+        kid = ctx.keys.rotate(args.alg)
+        print(f"new {args.alg or ctx.keys.default_alg} signing key {kid}")
+        return 0
+
+    return _run(args, work)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `clients`, `users`, `token` and `keys` to the `medicore` command."""
+    clients = commands.add_parser("clients", help="manage OAuth clients")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True)
+    add = clients_sub.add_parser("add", help="register a system client or SMART app")
+    add.add_argument("--id", required=True, help="client_id")
+    keys = add.add_mutually_exclusive_group()
+    keys.add_argument("--jwks", metavar="FILE", help="file holding the client's public JWKS")
+    keys.add_argument("--jwks-url", metavar="URL", help="https URL of the client's JWKS")
+    add.add_argument("--scope", default="", help='allowed scopes, e.g. "system/Patient.rs"')
+    add.add_argument(
+        "--redirect-uri", action="append", default=[], help="SMART app redirect URI (repeatable)"
+    )
+    add.add_argument("--role", default="system", help="role of its tokens (default: system)")
+    add.add_argument("--name", help="display name")
+    add.add_argument(
+        "--may-introspect",
+        action="store_true",
+        help="let this confidential client introspect any token (resource servers)",
+    )
+    add.add_argument("--replace", action="store_true", help="overwrite an existing client")
+    _store_flag(add)
+    add.set_defaults(handler=_clients_add)
+
+    users = commands.add_parser("users", help="manage staff users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    uadd = users_sub.add_parser("add", help="create a staff user (Argon2id-hashed password)")
+    uadd.add_argument("name", help="user name")
+    uadd.add_argument("--role", required=True, help="doctor, nurse, admin, itadmin, auditor")
+    pw = uadd.add_mutually_exclusive_group()
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    pw.add_argument("--password", help="the password (visible in the process list)")
+    uadd.add_argument("--fhir-user", help="e.g. Practitioner/123")
+    uadd.add_argument("--replace", action="store_true", help="overwrite an existing user")
+    _store_flag(uadd)
+    uadd.set_defaults(handler=_users_add)
+
+    token = commands.add_parser(
+        "token", help="print an access token for a user (development and tests only)"
+    )
+    token.add_argument("--user", required=True)
+    token.add_argument("--scope", required=True, help='e.g. "user/*.rs" or "patient/*.rs"')
+    token.add_argument("--patient", help="patient id of the launch context")
+    token.add_argument("--lifetime", type=int, help=f"seconds (max {MAX_ACCESS_LIFETIME})")
+    _store_flag(token)
+    token.set_defaults(handler=_token, production_refused="medicore token")
+
+    keys_cmd = commands.add_parser("keys", help="manage the server's signing keys")
+    keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser("rotate", help="add a new active signing key")
+    rotate.add_argument("--alg", choices=["ES256", "RS256"])
+    _store_flag(rotate)
+    rotate.set_defaults(handler=_keys_rotate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands alone (`python -m fhir_server.cli_auth ...`)."""
+    parser = argparse.ArgumentParser(prog="medicore")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["CLI_CLIENT_ID", "main", "register"]

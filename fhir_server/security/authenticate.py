@@ -1,0 +1,134 @@
+"""Bearer-token authentication for the FHIR routes: our own tokens or the hospital IdP's.
+
+    AuthenticationFailed   -> 401 with `www_authenticate` as the WWW-Authenticate header
+
+The caller maps it to an OperationOutcome; `description` never carries token contents.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from auth.decision import Principal
+from auth.errors import InvalidToken
+from auth.scopes import ScopeSet
+from auth.tokens import verify_access_token
+from fhir_server.security.context import SecurityContext
+from fhir_server.security.jwks_fetch import JwksUnavailable
+
+REALM = "medicore"
+
+
+class AuthenticationFailed(Exception):
+    """No usable bearer token: answer 401 with `www_authenticate`."""
+
+    status = 401
+
+    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
+        super().__init__(description)
+        self.description = description
+        self.error = error
+
+    @property
+    def www_authenticate(self) -> str:
+        """RFC 6750 section 3: no error code when the request carried no credentials."""
+        if self.error is None:
+            return f'Bearer realm="{REALM}"'
+        text = self.description.replace('"', "'")
+        return f'Bearer realm="{REALM}", error="{self.error}", error_description="{text}"'
+
+
+def bearer_token(request: Request) -> str:
+    """The token of an `Authorization: Bearer` header, or `AuthenticationFailed`."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthenticationFailed("a bearer access token is required", error=None)
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthenticationFailed("the Authorization header must be 'Bearer <token>'")
+    return token
+
+
+def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload read only to route the token to the right verifier."""
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        payload = json.loads(compact.payload)
+    except (JoseError, ValueError, UnicodeError):
+        raise AuthenticationFailed("the token is not a signed JWT") from None
+    if not isinstance(payload, dict):
+        raise AuthenticationFailed("the token is not a signed JWT")
+    return dict(compact.protected), payload
+
+
+async def authenticate(request: Request) -> Principal:
+    """The verified caller of `request`, or `AuthenticationFailed` (401)."""
+    ctx: SecurityContext = request.app.state.security
+    return await principal_from_token(ctx, bearer_token(request))
+
+
+async def principal_from_token(ctx: SecurityContext, token: str) -> Principal:
+    """Verify `token` (own issuer or the configured IdP) and check revocation."""
+    header, payload = _unverified(token)
+    iss = payload.get("iss")
+    try:
+        if iss == ctx.issuer:
+            claims = verify_access_token(ctx.keys, token, issuer=ctx.issuer, audience=ctx.fhir_base)
+        elif ctx.settings.idp_issuer and iss == ctx.settings.idp_issuer:
+            claims = await _external_claims(ctx, token, kid=header.get("kid"))
+        else:
+            raise AuthenticationFailed("the token issuer is not trusted")
+    except InvalidToken as exc:
+        raise AuthenticationFailed(exc.description) from None
+    jti = claims.get("jti")
+    if isinstance(jti, str) and await ctx.repo.is_revoked(jti):
+        raise AuthenticationFailed("the token has been revoked")
+    registered = None
+    role = str(claims.get("role", ""))
+    if ctx.roles.uses_registered_scopes(role):
+        registered = await ctx.registered_scopes(str(claims.get("client_id", "")))
+        if registered is None:
+            raise AuthenticationFailed("the token's client is no longer registered")
+    try:
+        return Principal.from_claims(claims, registered_scopes=registered)
+    except InvalidToken as exc:
+        raise AuthenticationFailed(exc.description) from None
+
+
+async def _external_claims(ctx: SecurityContext, token: str, *, kid: Any) -> dict[str, Any]:
+    """An IdP token reduced to our claim names (role mapped, scope normalized)."""
+    url = ctx.settings.idp_jwks_url
+    if not url:
+        raise AuthenticationFailed("the identity provider has no JWKS URL configured")
+    try:
+        jwks = await ctx.jwks_cache.get(url, kid=kid if isinstance(kid, str) else None)
+    except JwksUnavailable:
+        raise AuthenticationFailed("the identity provider's keys are unavailable") from None
+    identity = ctx.external_issuer(jwks).verify(token)
+    try:
+        ScopeSet.parse(identity.scope)
+    except ValueError:
+        raise AuthenticationFailed("the token carries an invalid scope") from None
+    raw = identity.claims
+    role = identity.role or ""
+    if ctx.roles.uses_registered_scopes(role):
+        role = ""  # an IdP cannot mint system (registered-scopes) principals
+    claims: dict[str, Any] = {
+        "sub": identity.subject,
+        "role": role,
+        "scope": identity.scope,
+        "client_id": str(raw.get("azp") or raw.get("client_id") or ""),
+    }
+    for name in ("jti", "patient", "fhirUser", "purpose_of_use"):
+        if name in raw:
+            claims[name] = raw[name]
+    return claims
+
+
+__all__ = ["REALM", "AuthenticationFailed", "authenticate", "bearer_token", "principal_from_token"]
