@@ -88,10 +88,9 @@ async def search(
 
 async def read(request: Request, resource_type: str, resource_id: str) -> StoredResource:
     stored = await service(request).read(resource_type, resource_id)
-    guard(request).require("read", resource_type, from_json(stored.body or b"{}"))
-    await auditing.record_read(
-        request, "read", from_json(stored.body or b"{}"), version=stored.version
-    )
+    resource = from_json(stored.body or b"{}")
+    guard(request).require("read", resource_type, resource)
+    await auditing.record_read(request, "read", resource, version=stored.version)
     return stored
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fhir_server.observability import labels
 from fhir_server.observability.logs import get_logger, request_id_var
 from fhir_server.observability.metrics import Metrics
+from fhir_server.resources.meta import new_id
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -33,7 +33,7 @@ def accepted_request_id(raw: bytes | None) -> str:
         text = raw.decode("latin-1")
         if _SAFE_ID.match(text):
             return text
-    return uuid.uuid4().hex
+    return new_id().replace("-", "")
 
 
 def _principal_fields(scope: Scope) -> dict[str, Any]:

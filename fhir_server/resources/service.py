@@ -10,6 +10,7 @@ import jsonpatch
 
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets
+from fhir_server.resources.audit_batcher import AuditBatcher
 from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import from_json
 from fhir_server.resources.planning import Criteria, Outcome, Plan, Planner, check_body, check_type
@@ -46,6 +47,7 @@ class ResourceService:
         self.registry = registry
         self.validator = validator or Validator.default()
         self.planner = Planner(store, registry, self.validator)
+        self.audit_batcher = AuditBatcher(store)
         self.max_count = max_count
 
     # -- running plans -----------------------------------------------------------------
@@ -89,11 +91,12 @@ class ResourceService:
         """Make the request's pending AuditEvents durable; no unaudited access (503)."""
         if trail is None or not trail.pending:
             return
-
-        async def nothing(plan: Plan) -> None:
-            return None
-
-        await self.run(nothing, trail=trail)
+        events = trail.drain()
+        try:
+            await self.audit_batcher.commit(events)
+        except (StoreUnavailable, ConditionalConflict) as exc:
+            raise errors.unavailable("the audit trail cannot be written; retry later") from exc
+        trail.committed += len(events)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -15,6 +15,27 @@ _DATA = Path(__file__).with_name("data") / "search-parameters.json"
 # Parameters whose semantics this server does not implement (absent from /metadata).
 UNSUPPORTED = frozenset({"_text", "_content", "_query", "_list", "_has", "_type"})
 _BASES_FOR_ALL = ("Resource", "DomainResource")
+# AuditEvents are indexed for every access, so only what auditors search by is kept: the
+# dropped ones name values MediCore never records (names are PHI; no altid or policy) or
+# constants (site, source). Absent from /metadata, like every unsupported parameter.
+_NOT_INDEXED: Mapping[str, frozenset[str]] = {
+    "AuditEvent": frozenset(
+        {
+            "agent-name",
+            "altid",
+            "entity-name",
+            "entity-role",
+            "entity-type",
+            "policy",
+            "site",
+            "source",
+            "_tag",
+            "_profile",
+            "_security",
+            "_source",
+        }
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +170,8 @@ class SearchRegistry:
         if merged is None:
             merged = dict(self._common)
             merged.update(self._by_type.get(resource_type, {}))
+            for code in _NOT_INDEXED.get(resource_type, ()):
+                merged.pop(code, None)
             self._merged[resource_type] = merged
         return merged
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
 T = TypeVar("T")
-_GROUP_LIMIT = 128  # jobs per group commit: bounds the latency one commit can add
+_GROUP_LIMIT = 512  # jobs per group commit: bounds the latency one commit can add
 _READERS = 4
 
 _COLUMNS = "rtype, id, version, last_updated, deleted, body"
@@ -354,7 +354,7 @@ class SqliteStore:
             )
         )
 
-    async def index_audit(self, *, limit: int = 2000) -> int:
+    async def index_audit(self, *, limit: int = 200) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         pending = await self._read(lambda conn: sqlite_audit.pending(conn, limit=limit))
         if not pending:

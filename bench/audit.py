@@ -1,0 +1,141 @@
+"""Read throughput with durable audit on versus audit recording off, in one run.
+
+    python -m bench.audit [--concurrency 16] [--seconds 8] [--rounds 2]
+
+Two servers on the same kind of SQLite file, one with MEDICORE_AUDIT_ENABLED=false (the
+benchmark-only switch, refused in production). Rounds alternate between them so that
+noise on this shared machine hits both; the ratio is what matters (target: audit costs
+at most 25% of read throughput, i.e. a ratio of 0.75 or more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.loadgen import LoadResult, run_load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(folder: Path, *, audit: bool) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MEDICORE_AUTH_REQUIRED": "false",
+        "MEDICORE_AUDIT_ENABLED": "true" if audit else "false",
+        "MEDICORE_MLLP_PORT": "0",
+        "MEDICORE_LOG_LEVEL": "warning",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "fhir_server.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--store",
+        f"sqlite:///{folder / 'bench.db'}",
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(
+        command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
+                return process, port
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("server did not start")
+
+
+def _seed(port: int) -> None:
+    body = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Kim"}], "gender": "male"}
+    httpx.put(f"http://127.0.0.1:{port}/fhir/Patient/p1", json=body, timeout=10).raise_for_status()
+
+
+def _merge(results: list[LoadResult]) -> LoadResult:
+    merged = LoadResult(0, 0, 0.0, [])
+    for r in results:
+        merged.requests += r.requests
+        merged.errors += r.errors
+        merged.seconds += r.seconds
+        merged.latencies_ms += r.latencies_ms
+    return merged
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    on_dir, off_dir = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+    audited, a_port = _start(on_dir, audit=True)
+    plain, p_port = _start(off_dir, audit=False)
+    try:
+        _seed(a_port)
+        _seed(p_port)
+        on: list[LoadResult] = []
+        off: list[LoadResult] = []
+        make = lambda i: ("GET", "/fhir/Patient/p1", b"")  # noqa: E731
+        for _ in range(args.rounds):
+            for port, bucket in ((p_port, off), (a_port, on)):
+                bucket.append(
+                    await run_load(
+                        "127.0.0.1",
+                        port,
+                        make,
+                        concurrency=args.concurrency,
+                        max_requests=500_000,
+                        max_seconds=args.seconds,
+                    )
+                )
+        a, b = _merge(on), _merge(off)
+        print(
+            f"read Patient, concurrency {args.concurrency}, {args.rounds} alternating rounds "
+            f"of {args.seconds:.0f} s, one uvicorn worker each, {os.cpu_count()} cores\n"
+        )
+        print("| audit | req/s | p50 ms | p99 ms | errors |")
+        print("|---|---|---|---|---|")
+        print(
+            f"| off (benchmark switch) | {b.rate:,.0f} | {b.p50:.1f} | {b.percentile(0.99):.1f} "
+            f"| {b.errors} |"
+        )
+        print(
+            f"| on (durable, chained) | {a.rate:,.0f} | {a.p50:.1f} | {a.percentile(0.99):.1f} "
+            f"| {a.errors} |"
+        )
+        print(
+            f"\nratio on/off: {a.rate / b.rate:.2f} "
+            f"(audit costs {100 * (1 - a.rate / b.rate):.0f}%)"
+        )
+    finally:
+        for process in (audited, plain):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
