@@ -20,7 +20,6 @@ from fhir_server.storage.mongo_search_filter import (
     token_keys,
 )
 
-DEFAULT_TOTAL_CAP = 1000
 MAX_INCLUDED = 1000
 _PROJECTION = {
     "type": 1,
@@ -175,11 +174,12 @@ async def _total(
     if mode == "none":
         return None
     if mode is None and query.cursor is None and page and len(result.matches) < page:
-        return len(result.matches)
+        return len(result.matches)  # the first page holds them all: the total is free
     if mode in ("accurate", "estimate"):
         return int(await coll.count_documents(base))
-    capped = int(await coll.count_documents(base, limit=DEFAULT_TOTAL_CAP + 1))
-    return capped if capped <= DEFAULT_TOTAL_CAP else None
+    # Counting a broad match costs a scan of every hit; clients that need the number
+    # ask with _total=accurate (or _summary=count).
+    return None
 
 
 async def _included(

@@ -17,6 +17,8 @@ CORE_SCHEMA: tuple[str, ...] = (
         UNIQUE (rtype, id)
     )""",
     "CREATE INDEX IF NOT EXISTS resource_type_updated ON resource (rtype, last_updated)",
+    # Type scans in rid order: a first page is found without sorting the whole type.
+    "CREATE INDEX IF NOT EXISTS resource_type_rid ON resource (rtype, rid)",
     """CREATE TABLE IF NOT EXISTS history (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         rtype TEXT NOT NULL,

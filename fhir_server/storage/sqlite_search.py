@@ -17,7 +17,6 @@ from fhir_server.search.query import Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
 from fhir_server.storage.sqlite_search_sql import json_path, where_sql
 
-DEFAULT_TOTAL_CAP = 1000  # default _total: exact up to this many matches, else omitted
 MAX_INCLUDED = 1000
 _NULL_SORT = -1e308  # missing sort values sort first ascending (below numbers and text)
 
@@ -225,11 +224,12 @@ def _total(
     if mode == "none":
         return None
     if mode is None and query.cursor is None and page and len(result.matches) < page:
-        return len(result.matches)
+        return len(result.matches)  # the first page holds them all: the total is free
     if mode in ("accurate", "estimate"):
         return count(conn, query)
-    capped = count(conn, query, cap=DEFAULT_TOTAL_CAP)
-    return capped if capped <= DEFAULT_TOTAL_CAP else None
+    # Counting a broad match costs a scan of every hit; clients that need the number
+    # ask with _total=accurate (or _summary=count).
+    return None
 
 
 def _included(

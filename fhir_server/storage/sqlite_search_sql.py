@@ -160,7 +160,12 @@ def criterion_sql(criterion: Criterion, alias: str, *, driver: bool = True) -> S
     if driver and not criterion.negate:
         inner = f"SELECT rid FROM {table} WHERE param = ? AND ({' OR '.join(ors)})"
         return f"{alias}.rid IN ({inner})", args
-    probe = f"SELECT 1 FROM {table} WHERE rid = {alias}.rid AND param = ? AND ({' OR '.join(ors)})"
+    # INDEXED BY: without statistics SQLite may probe by (param, range) for every row,
+    # which is quadratic; the per-row probe must look the row's own entries up.
+    probe = (
+        f"SELECT 1 FROM {table} INDEXED BY {table}_rid"
+        f" WHERE rid = {alias}.rid AND param = ? AND ({' OR '.join(ors)})"
+    )
     return f"{'NOT ' if criterion.negate else ''}EXISTS ({probe})", args
 
 
