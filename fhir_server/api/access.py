@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
+from auth.decision import Principal
 from fhir_server.api.auditing import classify, trail
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard, PrincipalGuard
@@ -33,15 +34,7 @@ async def establish_caller(request: Request) -> None:
     if not settings.auth_required:
         the_trail.guard = OPEN
         return
-    from fhir_server.security import AuthenticationFailed, authenticate
-
-    try:
-        principal = await authenticate(request)
-    except AuthenticationFailed as exc:
-        raise errors.FhirError(
-            401, "login", exc.description, headers={"WWW-Authenticate": exc.www_authenticate}
-        ) from None
-    request.state.principal = principal
+    principal = await authenticated(request)
     the_trail.identify(
         user_id=principal.subject if principal.role != "system" else None,
         client_id=principal.client_id or None,
@@ -52,6 +45,20 @@ async def establish_caller(request: Request) -> None:
     interaction, resource_type, _ = classify(request.method, request.url.path)
     if resource_type and interaction in _TYPED:
         the_trail.guard.require(interaction, resource_type)
+
+
+async def authenticated(request: Request) -> Principal:
+    """The verified caller (kept on ``request.state.principal``), or a 401 with a challenge."""
+    from fhir_server.security import AuthenticationFailed, authenticate
+
+    try:
+        principal = await authenticate(request)
+    except AuthenticationFailed as exc:
+        raise errors.FhirError(
+            401, "login", exc.description, headers={"WWW-Authenticate": exc.www_authenticate}
+        ) from None
+    request.state.principal = principal
+    return principal
 
 
 def guard(request: Request) -> Guard:
@@ -81,16 +88,8 @@ def require_operation(name: str) -> Any:
         if not request.app.state.settings.auth_required:
             return
         from auth.decision import decide_operation
-        from fhir_server.security import AuthenticationFailed, authenticate
 
-        try:
-            principal = await authenticate(request)
-        except AuthenticationFailed as exc:
-            raise errors.FhirError(
-                401, "login", exc.description, headers={"WWW-Authenticate": exc.www_authenticate}
-            ) from None
-        request.state.principal = principal
-        decision = decide_operation(principal, name)
+        decision = decide_operation(await authenticated(request), name)
         if not decision.allowed:
             raise errors.FhirError(decision.status, "forbidden", decision.reason)
 
