@@ -31,10 +31,44 @@ from fhir_server.resources.service import ResourceService
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.sqlite import SqliteStore
 
-FAMILIES = ["Kim", "Lee", "Park", "Choi", "Jung", "Kang", "Cho", "Yoon", "Jang", "Lim",
-            "Smith", "Garcia", "Nguyen", "Müller", "Okafor", "김", "이", "박", "최", "정"]
-GIVEN = ["Minjun", "Seoyeon", "Jiho", "Hayoon", "Doyun", "Emma", "Liam", "José", "Anna",
-         "민준", "서연", "지호", "하윤", "도윤"]
+FAMILIES = [
+    "Kim",
+    "Lee",
+    "Park",
+    "Choi",
+    "Jung",
+    "Kang",
+    "Cho",
+    "Yoon",
+    "Jang",
+    "Lim",
+    "Smith",
+    "Garcia",
+    "Nguyen",
+    "Müller",
+    "Okafor",
+    "김",
+    "이",
+    "박",
+    "최",
+    "정",
+]
+GIVEN = [
+    "Minjun",
+    "Seoyeon",
+    "Jiho",
+    "Hayoon",
+    "Doyun",
+    "Emma",
+    "Liam",
+    "José",
+    "Anna",
+    "민준",
+    "서연",
+    "지호",
+    "하윤",
+    "도윤",
+]
 # (LOINC code, display, unit, mean, sd, category); weights make a few codes dominate.
 CODES = [
     ("8867-4", "Heart rate", "/min", 78, 12, "vital-signs"),
@@ -49,6 +83,7 @@ CODES = [
     ("4548-4", "Hemoglobin A1c", "%", 5.8, 0.9, "laboratory"),
 ]
 WEIGHTS = [30, 15, 15, 10, 10, 6, 5, 4, 3, 2]
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 EPOCH = 1_640_995_200  # 2022-01-01
 SPAN = 4 * 365 * 86400
 
@@ -66,17 +101,23 @@ def patient(i: int, rng: random.Random) -> dict[str, Any]:
 def observation(i: int, patients: int, rng: random.Random) -> dict[str, Any]:
     code, display, unit, mean, sd, category = rng.choices(CODES, WEIGHTS)[0]
     # A few patients have many observations (chronic care), most have few.
-    subject = min(int(rng.paretovariate(1.2)) - 1, patients - 1) if rng.random() < 0.3 else rng.randrange(patients)
+    chronic = rng.random() < 0.3
+    subject = min(int(rng.paretovariate(1.2)) - 1, patients - 1) if chronic else None
+    subject = rng.randrange(patients) if subject is None else subject
     moment = time.gmtime(EPOCH + rng.randrange(SPAN))
     return {
         "resourceType": "Observation",
         "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": category}]}],
+        "category": [{"coding": [{"system": CATEGORY_SYSTEM, "code": category}]}],
         "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
         "subject": {"reference": f"Patient/pat-{subject}"},
         "effectiveDateTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", moment),
-        "valueQuantity": {"value": round(rng.gauss(mean, sd), 1), "unit": unit,
-                          "system": "http://unitsofmeasure.org", "code": unit},
+        "valueQuantity": {
+            "value": round(rng.gauss(mean, sd), 1),
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
     }
 
 
@@ -112,7 +153,9 @@ def _worker(path: str, worker: int, workers: int, args: argparse.Namespace) -> i
 def load(path: Path, args: argparse.Namespace) -> float:
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.workers) as pool:
-        counts = pool.starmap(_worker, [(str(path), w, args.workers, args) for w in range(args.workers)])
+        counts = pool.starmap(
+            _worker, [(str(path), w, args.workers, args) for w in range(args.workers)]
+        )
     elapsed = time.perf_counter() - started
     return sum(counts) / elapsed
 
@@ -128,17 +171,27 @@ def queries(args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
         return [("date", f"ge{lo}"), ("date", f"lt{hi}")]
 
     return {
-        "token: Observation?code=&patient=": lambda: ("Observation", [
-            ("code", f"http://loinc.org|{rng.choices(CODES, WEIGHTS)[0][0]}"),
-            ("patient", f"Patient/pat-{hot_patient()}")]),
+        "token: Observation?code=&patient=": lambda: (
+            "Observation",
+            [
+                ("code", f"http://loinc.org|{rng.choices(CODES, WEIGHTS)[0][0]}"),
+                ("patient", f"Patient/pat-{hot_patient()}"),
+            ],
+        ),
         "date range (one week)": lambda: ("Observation", week()),
         "string prefix: Patient?name=": lambda: ("Patient", [("name", rng.choice(FAMILIES)[:2])]),
-        "chain: Observation?patient.identifier=": lambda: ("Observation", [
-            ("patient.identifier", f"urn:oid:1.2.410.200.1|MRN{hot_patient():07d}")]),
-        "_revinclude: Patient?_id=&_revinclude=Observation:subject": lambda: ("Patient", [
-            ("_id", f"pat-{hot_patient()}"), ("_revinclude", "Observation:subject")]),
-        "_summary=count over all Observations": lambda: ("Observation", [
-            ("status", "final"), ("_summary", "count")]),
+        "chain: Observation?patient.identifier=": lambda: (
+            "Observation",
+            [("patient.identifier", f"urn:oid:1.2.410.200.1|MRN{hot_patient():07d}")],
+        ),
+        "_revinclude: Patient?_id=&_revinclude=Observation:subject": lambda: (
+            "Patient",
+            [("_id", f"pat-{hot_patient()}"), ("_revinclude", "Observation:subject")],
+        ),
+        "_summary=count over all Observations": lambda: (
+            "Observation",
+            [("status", "final"), ("_summary", "count")],
+        ),
     }
 
 
@@ -166,7 +219,9 @@ async def time_queries(path: Path, args: argparse.Namespace) -> list[tuple[str, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--observations", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=2)
@@ -180,11 +235,16 @@ def main() -> None:
     if not args.skip_load:
         rate = load(path, args)
     rows = asyncio.run(time_queries(path, args))
-    print(f"{args.patients:,} patients, {args.observations:,} observations, SQLite file "
-          f"{path.stat().st_size / 2**30:.2f} GiB, {os.cpu_count()} cores")
+    print(
+        f"{args.patients:,} patients, {args.observations:,} observations, SQLite file "
+        f"{path.stat().st_size / 2**30:.2f} GiB, {os.cpu_count()} cores"
+    )
     if rate is not None:
-        print(f"load: {rate:,.0f} resources/s ({args.workers} processes, transactions of {args.batch},"
-              " validation + indexing + one AuditEvent per resource, synchronous=FULL)")
+        print(
+            f"load: {rate:,.0f} resources/s ({args.workers} processes, "
+            f"transactions of {args.batch}, validation + indexing + one AuditEvent per "
+            "resource, synchronous=FULL)"
+        )
     print("\n| query | p50 ms | p95 ms | hits (first page or total) |\n|---|---|---|---|")
     for name, p50, p95, hits in rows:
         print(f"| {name} | {p50:.1f} | {p95:.1f} | {hits:,} |")

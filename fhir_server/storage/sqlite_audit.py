@@ -2,46 +2,27 @@
 
 Records are sealed inside the writer's transaction, right after reading the chain head,
 so the chain order is the commit order even with several processes on one file.
-AuditEvents become searchable resources later, in batches (``index_pending``): the
+AuditEvents become searchable resources later, in batches (``index_audit``): the
 durable, chained row is what makes an access accounted for; indexing is a derived view.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
-
-AUDIT_SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS audit (
-        position INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        recorded TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        event BLOB NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS audit_recorded ON audit (recorded)",
-    """CREATE TABLE IF NOT EXISTS audit_indexed (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        upto INTEGER NOT NULL
-    )""",
-    # No code path changes an audit record; these make the database refuse it too.
-    """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-        BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-        BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_resource_no_update BEFORE UPDATE ON resource
-        WHEN OLD.rtype = 'AuditEvent'
-        BEGIN SELECT RAISE(ABORT, 'AuditEvent resources are append-only'); END""",
-    """CREATE TRIGGER IF NOT EXISTS audit_resource_no_delete BEFORE DELETE ON resource
-        WHEN OLD.rtype = 'AuditEvent'
-        BEGIN SELECT RAISE(ABORT, 'AuditEvent resources are append-only'); END""",
-)
+from audit.events import fhir_instant
+from audit.sink import check_follows
+from fhir_server.search.extract import extract_index
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage import sqlite_search
+from fhir_server.storage.base import VersionWrite
+from fhir_server.storage.sqlite_engine import SqliteEngine
 
 
 def head(conn: sqlite3.Connection) -> ChainHead:
@@ -110,3 +91,100 @@ def pending(conn: sqlite3.Connection, *, limit: int) -> list[tuple[int, str, str
 def event_body(event_json: bytes) -> dict[str, Any]:
     body: dict[str, Any] = orjson.loads(event_json)
     return body
+
+
+class SqliteAuditSink(SqliteEngine):
+    """``audit.sink.AuditSink`` on the store's file, plus background indexing."""
+
+    async def audit_head(self) -> ChainHead:
+        return await self._read(head)
+
+    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
+        def insert_sealed(conn: sqlite3.Connection) -> None:
+            check_follows(head(conn), records)
+            conn.executemany(
+                "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r.position, r.event()["id"], r.recorded(), r.prev_hash, r.hash, r.event_json)
+                    for r in records
+                ],
+            )
+
+        await self._write(insert_sealed)
+
+    async def iter_audit(
+        self, *, start: int = 1, stop: int | None = None
+    ) -> AsyncIterator[ChainedRecord]:
+        position = start
+        while True:
+
+            def fetch(conn: sqlite3.Connection, first: int = position) -> list[ChainedRecord]:
+                return rows(conn, start=first, stop=stop, limit=1000)
+
+            page = await self._read(fetch)
+            for record in page:
+                yield record
+            if len(page) < 1000:
+                return
+            position = page[-1].position + 1
+
+    async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+        return await self._read(
+            lambda conn: bounds(conn, since=fhir_instant(since), until=fhir_instant(until))
+        )
+
+    async def index_audit(self, *, limit: int = 200) -> int:
+        """Make recorded AuditEvents searchable; returns how many were indexed."""
+        waiting = await self._read(lambda conn: pending(conn, limit=limit))
+        if not waiting:
+            return 0
+        prepared = [
+            audit_resource(event_id, recorded, event) for _, event_id, recorded, event in waiting
+        ]
+        upto = waiting[-1][0]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            if indexed_upto(conn) >= upto:
+                return  # another process indexed them meanwhile
+            for write in prepared:
+                exists = conn.execute(
+                    "SELECT 1 FROM resource WHERE rtype='AuditEvent' AND id=?", (write.id,)
+                ).fetchone()
+                if exists is None:
+                    insert_resource(conn, write)
+            conn.execute(
+                "INSERT INTO audit_indexed (id, upto) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET upto=excluded.upto",
+                (upto,),
+            )
+
+        await self._write(insert)
+        return len(waiting)
+
+
+def audit_resource(event_id: str, recorded: str, event_json: bytes) -> VersionWrite:
+    """The searchable resource view of one chained AuditEvent."""
+    body = event_body(event_json)
+    last_updated = recorded.replace("Z", "+00:00")
+    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
+    return VersionWrite(
+        resource_type="AuditEvent",
+        id=event_id,
+        version=1,
+        expected_version=0,
+        last_updated=last_updated,
+        method="POST",
+        body=orjson.dumps(body),
+        index=extract_index(body, SearchRegistry.default()),
+    )
+
+
+def insert_resource(conn: sqlite3.Connection, write: VersionWrite) -> None:
+    cur = conn.execute(
+        "INSERT INTO resource (rtype, id, version, last_updated, deleted, body)"
+        " VALUES (?, ?, ?, ?, 0, ?)",
+        (write.resource_type, write.id, write.version, write.last_updated, write.body),
+    )
+    assert cur.lastrowid is not None and write.index is not None
+    sqlite_search.write_index(conn, cur.lastrowid, write.resource_type, write.index)
