@@ -24,6 +24,8 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.security import install_security, seed_demo_accounts
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
+from profiles import Validator
+from profiles.validator import KRCORE_DIR, MEDICORE_DIR
 
 
 def create_app(
@@ -78,7 +80,14 @@ def create_app(
     app.state.store = the_store
     app.state.registry = registry
     app.state.base_url = settings.base_url
-    app.state.service = ResourceService(the_store, registry, max_count=settings.max_page_size)
+    validator = Validator(
+        (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
+        mandatory=settings.mandatory_profiles,
+        reject_unknown_profiles=settings.reject_unknown_profiles,
+    )
+    app.state.service = ResourceService(
+        the_store, registry, validator=validator, max_count=settings.max_page_size
+    )
     install_error_handlers(app)
     app.include_router(capability.router)
     install_security(app, settings, the_store)
@@ -86,4 +95,5 @@ def create_app(
     app.include_router(rest.router)
     install_hl7(app, settings, hl7=hl7)
     install_observability(app, observability, metrics=metrics)
+    app.state.hl7.on_ack = metrics.observe_hl7
     return app

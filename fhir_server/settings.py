@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     auth_required: bool = True  # false only for local development and tests; refused in production
     audit_key: str | None = None  # HMAC key of the audit chain; else <data_dir>/keys/audit-hmac.key
     audit_index_interval: float = 2.0  # seconds between background AuditEvent indexing runs
+    # Profiles: extra StructureDefinition folders loaded at start, profiles every resource
+    # of a type must meet (JSON: {"Patient": "<url>"}), and whether an unknown claimed
+    # profile is an error (default: a warning).
+    profiles_dirs: list[str] = []
+    mandatory_profiles: dict[str, str] = {}
+    reject_unknown_profiles: bool = False
 
     @property
     def is_production(self) -> bool:

@@ -99,6 +99,8 @@ class Hl7Processor:
         self.base_url = base_url
         self.audit = audit
         self._inflight: dict[str, asyncio.Future[Ack]] = {}
+        # Called with (message type, ACK code) for every message: the metrics hook.
+        self.on_ack: Callable[[str, str], None] | None = None
 
     # -- entry points ------------------------------------------------------------------
 
@@ -178,6 +180,8 @@ class Hl7Processor:
         ack = await self._exclusive(
             key, lambda: self._admit(key, raw, header, charset, source=source)
         )
+        if self.on_ack is not None:
+            self.on_ack(header.message_type if header else "unknown", ack.code)
         return replace(ack, codec=codec or "utf-8")
 
     async def _exclusive(self, key: str, work: Callable[[], Awaitable[Ack]]) -> Ack:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
-from tests.integration.api.conftest import bearer, mint
+from tests.integration.api.conftest import _client, bearer, mint
 
 LAB = "https://medicore.example.org/fhir/StructureDefinition/medicore-lab-observation"
 
@@ -68,3 +70,16 @@ async def test_capability_statement(secured: httpx.AsyncClient) -> None:
     assert (
         await secured.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=doctor)
     ).status_code == 201
+
+
+async def test_a_mandatory_profile_is_enforced_on_writes(tmp_path: Path) -> None:
+    patient_profile = "https://medicore.example.org/fhir/StructureDefinition/medicore-patient"
+    async for c in _client("sqlite", tmp_path, mandatory_profiles={"Patient": patient_profile}):
+        refused = await c.post("/fhir/Patient", json={"resourceType": "Patient"})
+        assert refused.status_code == 400
+        assert any(
+            "Patient.identifier" in i.get("expression", [""])[0] for i in refused.json()["issue"]
+        )
+        mrn = {"system": "urn:medicore:mrn", "value": "0001"}
+        ok = await c.post("/fhir/Patient", json={"resourceType": "Patient", "identifier": [mrn]})
+        assert ok.status_code == 201, ok.text
