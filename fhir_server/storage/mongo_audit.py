@@ -1,0 +1,122 @@
+"""The audit chain in MongoDB: an insert-only ``audit`` collection, ``_id`` = position.
+
+A batch is sealed after the newest record and inserted; a writer that raced it collides
+on the unique ``_id`` and re-plans (inside a transaction on a replica set). AuditEvents
+are made searchable as resources in the background (``index_audit``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead
+from audit.events import fhir_instant
+from audit.sink import ChainConflict, check_follows
+from fhir_server.search.extract import extract_index
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage import mongo_search
+from fhir_server.storage.mongo_common import mapped_errors
+
+
+async def audit_head(db: Any, session: Any) -> ChainHead:
+    newest = await db.audit.find({}, session=session).sort("_id", DESCENDING).to_list(1)
+    return ChainHead(newest[0]["_id"], newest[0]["hash"]) if newest else EMPTY_HEAD
+
+
+def audit_doc(record: ChainedRecord, event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "_id": record.position,
+        "event_id": event["id"],
+        "recorded": event["recorded"],
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+        "event": record.event_json.decode(),
+    }
+
+
+def audit_resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The searchable resource view of one chained AuditEvent."""
+    body = orjson.loads(doc["event"])
+    last_updated = doc["recorded"].replace("Z", "+00:00")
+    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
+    return {
+        "_id": f"AuditEvent/{doc['event_id']}",
+        "type": "AuditEvent",
+        "id": doc["event_id"],
+        "version": 1,
+        "lastUpdated": last_updated,
+        "deleted": False,
+        "body": orjson.dumps(body).decode(),
+        "idx": mongo_search.index_document(extract_index(body, SearchRegistry.default())),
+    }
+
+
+class MongoAuditSink:
+    """``audit.sink.AuditSink`` on the store's database."""
+
+    db: Any
+
+    async def audit_head(self) -> ChainHead:
+        async with mapped_errors():
+            return await audit_head(self.db, None)
+
+    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
+        async with mapped_errors():
+            check_follows(await audit_head(self.db, None), records)
+            docs = [audit_doc(r, r.event()) for r in records]
+            try:
+                await self.db.audit.insert_many(docs, ordered=True)
+            except (DuplicateKeyError, BulkWriteError) as exc:
+                raise ChainConflict("another writer extended the chain") from exc
+
+    async def iter_audit(
+        self, *, start: int = 1, stop: int | None = None
+    ) -> AsyncIterator[ChainedRecord]:
+        position = start
+        while True:
+            query: dict[str, Any] = {"_id": {"$gte": position}}
+            if stop is not None:
+                query["_id"]["$lte"] = stop
+            async with mapped_errors():
+                page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(1000)
+            for doc in page:
+                yield ChainedRecord(
+                    position=doc["_id"],
+                    prev_hash=doc["prev_hash"],
+                    hash=doc["hash"],
+                    event_json=doc["event"].encode(),
+                )
+            if len(page) < 1000:
+                return
+            position = page[-1]["_id"] + 1
+
+    async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+        query = {"recorded": {"$gte": fhir_instant(since), "$lt": fhir_instant(until)}}
+        async with mapped_errors():
+            low = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(1)
+            high = await self.db.audit.find(query).sort("_id", DESCENDING).to_list(1)
+        return (low[0]["_id"], high[0]["_id"]) if low and high else None
+
+    async def index_audit(self, *, limit: int = 2000) -> int:
+        """Make recorded AuditEvents searchable; returns how many were indexed."""
+        async with mapped_errors():
+            marker = await self.db.counters.find_one({"_id": "audit_indexed"})
+            upto = marker["value"] if marker else 0
+            query = {"_id": {"$gt": upto}}
+            page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(limit)
+            if not page:
+                return 0
+            for doc in page:
+                with contextlib.suppress(DuplicateKeyError):
+                    await self.db.resources.insert_one(audit_resource_doc(doc))
+            await self.db.counters.update_one(
+                {"_id": "audit_indexed"}, {"$max": {"value": page[-1]["_id"]}}, upsert=True
+            )
+        return len(page)

@@ -1,0 +1,189 @@
+"""One batch applied to MongoDB: in a transaction on a replica set, else step by step
+with an undo log so that a failed commit leaves nothing behind."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+
+from audit.chain import seal_batch
+from fhir_server.storage import mongo_search
+from fhir_server.storage.base import (
+    ConditionalClaim,
+    ConditionalConflict,
+    RecordExists,
+    RecordWrite,
+    StoreUnavailable,
+    VersionConflict,
+    VersionWrite,
+    WriteBatch,
+)
+from fhir_server.storage.mongo_audit import audit_doc, audit_head
+
+# A claim whose resource never appeared (its writer died mid-commit) is taken over after this.
+_CLAIM_STALE_SECONDS = 30.0
+
+
+class Commit:
+    """Applies one batch; without a transaction it keeps an undo log of what it changed."""
+
+    def __init__(self, db: Any, session: Any, audit_key: bytes) -> None:
+        self.db = db
+        self.session = session
+        self.audit_key = audit_key
+        self.undo_steps: list[Callable[[], Awaitable[Any]]] = []
+
+    async def apply(self, batch: WriteBatch) -> None:
+        for claim in batch.claims:
+            await self._claim(claim)
+        for record in batch.records:
+            await self._record(record)
+        if batch.writes:
+            await self._writes(batch.writes)
+        if batch.audit:
+            await self._audit(batch.audit)
+
+    async def _audit(self, events: list[dict[str, Any]]) -> None:
+        """Seal after the newest record; a racing writer makes the insert collide."""
+        head = await audit_head(self.db, self.session)
+        records = seal_batch(events, head=head, key=self.audit_key)
+        docs = [audit_doc(r, e) for r, e in zip(records, events, strict=True)]
+        event_ids = [d["event_id"] for d in docs]
+        audit = self.db.audit
+        try:
+            await audit.insert_many(docs, ordered=True, session=self.session)
+        except (DuplicateKeyError, BulkWriteError) as exc:
+            # Only this commit's own records go: a failed commit must leave no trace.
+            self.undo_steps.append(lambda: audit.delete_many({"event_id": {"$in": event_ids}}))
+            raise ConditionalConflict("the audit chain moved") from exc
+
+    async def _writes(self, writes: list[VersionWrite]) -> None:
+        counter = await self.db.counters.find_one_and_update(
+            {"_id": "history_seq"},
+            {"$inc": {"value": len(writes)}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        first_seq = counter["value"] - len(writes) + 1
+        for offset, write in enumerate(writes):
+            await self._write(write, seq=first_seq + offset)
+
+    async def undo(self) -> None:
+        for step in reversed(self.undo_steps):
+            # Best effort: the store is failing; leftovers are superseded by retries.
+            with contextlib.suppress(PyMongoError):
+                await step()
+
+    async def _claim(self, claim: ConditionalClaim) -> None:
+        ref = f"{claim.resource_type}/{claim.id}"
+        claims = self.db.claims
+        # Read first, then insert: inside a transaction a duplicate-key error would abort it.
+        held = await claims.find_one({"_id": claim.key}, session=self.session)
+        if held is None:
+            try:
+                doc = {"_id": claim.key, "ref": ref, "at": time.time()}
+                await claims.insert_one(doc, session=self.session)
+            except DuplicateKeyError:
+                raise ConditionalConflict(claim.key) from None
+            self.undo_steps.append(lambda: claims.delete_one({"_id": claim.key, "ref": ref}))
+        elif held["ref"] != ref:
+            await self._take_over(claim, held, ref)
+        for match in await mongo_search.matching(self.db, claim.query, limit=2):
+            if f"{match.resource_type}/{match.id}" != ref:
+                raise ConditionalConflict(claim.key)
+
+    async def _take_over(self, claim: ConditionalClaim, held: dict[str, Any], ref: str) -> None:
+        claims = self.db.claims
+        if not await self._claim_is_stale(held, claim):
+            raise ConditionalConflict(claim.key)
+        taken = await claims.update_one(
+            {"_id": claim.key, "ref": held["ref"]},
+            {"$set": {"ref": ref, "at": time.time()}},
+            session=self.session,
+        )
+        if taken.modified_count != 1:
+            raise ConditionalConflict(claim.key) from None
+        old_ref, old_at = held["ref"], held["at"]
+        self.undo_steps.append(
+            lambda: claims.update_one(
+                {"_id": claim.key, "ref": ref}, {"$set": {"ref": old_ref, "at": old_at}}
+            )
+        )
+
+    async def _record(self, record: RecordWrite) -> None:
+        records = self.db.records
+        key = f"{record.kind}/{record.key}"
+        before = await records.find_one({"_id": key}, session=self.session)
+        if record.if_absent and before is not None:
+            raise RecordExists(record.kind, record.key)
+        if record.doc is None:
+            await records.delete_one({"_id": key}, session=self.session)
+        elif before is None:
+            doc = {"_id": key, "kind": record.kind, "key": record.key, "doc": record.doc}
+            try:
+                await records.insert_one(doc, session=self.session)
+            except DuplicateKeyError:
+                raise RecordExists(record.kind, record.key) from None
+        else:
+            await records.update_one(
+                {"_id": key}, {"$set": {"doc": record.doc}}, session=self.session
+            )
+        if before is None:
+            self.undo_steps.append(lambda: records.delete_one({"_id": key}))
+        else:
+            self.undo_steps.append(lambda: records.replace_one({"_id": key}, before))
+
+    async def _claim_is_stale(self, held: dict[str, Any], claim: ConditionalClaim) -> bool:
+        """A claim is stale when its resource no longer matches, or never came to be."""
+        holder = await self.db.resources.find_one({"_id": held["ref"]}, {"_id": 1})
+        if holder is None:
+            return bool(time.time() - held.get("at", 0) > _CLAIM_STALE_SECONDS)
+        matches = await mongo_search.matching(self.db, claim.query, limit=2)
+        return all(f"{m.resource_type}/{m.id}" != held["ref"] for m in matches)
+
+    async def _write(self, write: VersionWrite, *, seq: int) -> None:
+        key = f"{write.resource_type}/{write.id}"
+        fields: dict[str, Any] = {
+            "type": write.resource_type,
+            "id": write.id,
+            "version": write.version,
+            "lastUpdated": write.last_updated,
+            "deleted": write.deleted,
+            "body": write.body.decode() if write.body is not None else None,
+            "idx": mongo_search.index_document(write.index) if write.index is not None else {},
+        }
+        resources = self.db.resources
+        if write.expected_version == 0:
+            try:
+                await resources.insert_one({"_id": key, **fields}, session=self.session)
+            except DuplicateKeyError:
+                raise VersionConflict(write.resource_type, write.id) from None
+            self.undo_steps.append(lambda: resources.delete_one({"_id": key}))
+        else:
+            before = await resources.find_one_and_update(
+                {"_id": key, "version": write.expected_version},
+                {"$set": fields},
+                session=self.session,
+                return_document=ReturnDocument.BEFORE,
+            )
+            if before is None:
+                raise VersionConflict(write.resource_type, write.id)
+            self.undo_steps.append(
+                lambda: resources.replace_one({"_id": key, "version": write.version}, before)
+            )
+        history_id = f"{key}/{write.version}"
+        history_doc = {**fields, "_id": history_id, "method": write.method, "seq": seq}
+        del history_doc["idx"]
+        try:
+            await self.db.history.insert_one(history_doc, session=self.session)
+        except DuplicateKeyError:
+            raise VersionConflict(write.resource_type, write.id) from None
+        except OperationFailure as exc:
+            raise StoreUnavailable("history write failed") from exc
+        self.undo_steps.append(lambda: self.db.history.delete_one({"_id": history_id}))

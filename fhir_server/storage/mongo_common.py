@@ -1,0 +1,41 @@
+"""Helpers shared by the MongoDB store's modules."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from fhir_server.storage.base import StoredResource, StoreError, StoreUnavailable
+
+
+def to_resource(doc: dict[str, Any]) -> StoredResource:
+    body = doc.get("body")
+    return StoredResource(
+        resource_type=doc["type"],
+        id=doc["id"],
+        version=doc["version"],
+        last_updated=doc["lastUpdated"],
+        deleted=bool(doc.get("deleted")),
+        body=body.encode() if isinstance(body, str) else None,
+        method=doc.get("method", "PUT"),
+    )
+
+
+@asynccontextmanager
+async def mapped_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    except PyMongoError as exc:
+        raise StoreUnavailable("the MongoDB store failed") from exc
+
+
+def record_query(kind: str, where: dict[str, str | int | bool] | None) -> dict[str, Any]:
+    query: dict[str, Any] = {"kind": kind}
+    for field_name, value in (where or {}).items():
+        query[f"doc.{field_name}"] = value
+    return query
