@@ -175,8 +175,11 @@ def _chain_sql(criterion: Criterion, alias: str) -> Sql:
     args: list[Any] = []
     for target, inner in chain.targets:
         inner_sql, inner_args = criterion_sql(inner, "t")
+        # CROSS JOIN fixes the order: find the few targets first, then who points at
+        # them (idx_ref_q); the other way round walks every reference of the parameter.
         ors.append(
-            "SELECT x.rid FROM idx_ref x JOIN resource t ON t.rtype = x.rtype AND t.id = x.ref_id"
+            "SELECT x.rid FROM resource t CROSS JOIN idx_ref x"
+            " ON t.rtype = x.rtype AND t.id = x.ref_id"
             f" WHERE x.param = ? AND x.rtype = ? AND t.deleted = 0 AND {inner_sql}"
         )
         args += [criterion.param, target, *inner_args]
