@@ -56,6 +56,7 @@ async def _worker(
     deadline: float,
     result: LoadResult,
     ok: set[int],
+    extra_headers: str,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -64,7 +65,7 @@ async def _worker(
             counter[0] += 1
             method, path, body = make(i)
             request = (
-                f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+                f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra_headers}"
                 f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode() + body
             started = time.perf_counter()
@@ -87,14 +88,18 @@ async def run_load(
     max_requests: int,
     max_seconds: float,
     ok: set[int] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     result = LoadResult(0, 0, 0.0, [])
     counter = [0]
     started = time.perf_counter()
     deadline = started + max_seconds
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     await asyncio.gather(
         *(
-            _worker(host, port, make, counter, max_requests, deadline, result, ok or {200, 201})
+            _worker(
+                host, port, make, counter, max_requests, deadline, result, ok or {200, 201}, extra
+            )
             for _ in range(concurrency)
         )
     )

@@ -76,7 +76,7 @@ def _start(command: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
         cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "MEDICORE_MLLP_PORT": "0"},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -96,6 +96,39 @@ def _row(name: str, base: LoadResult, ours: LoadResult) -> str:
         f"{ours.rate:,.0f} | {ours.p50:.1f} / {ours.percentile(0.99):.1f} | "
         f"{ratio:.2f} | {ours.errors} |"
     )
+
+
+def _token(folder: Path) -> str:
+    """A doctor's token made with the CLI in the server's folder (same store and keys)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    store = ["--store", f"sqlite:///{folder / 'bench.db'}"]
+    cli = [sys.executable, "-m", "fhir_server.cli"]
+    subprocess.run(
+        [
+            *cli,
+            "users",
+            "add",
+            "bench-doctor",
+            "--role",
+            "doctor",
+            "--password",
+            "bench-pass-1",
+            *store,
+        ],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    printed = subprocess.run(
+        [*cli, "token", "--user", "bench-doctor", "--scope", "user/*.cruds", *store],
+        cwd=folder,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return printed.stdout.strip().splitlines()[-1]
 
 
 async def main() -> None:
@@ -126,9 +159,11 @@ async def main() -> None:
         tmp,
     )
     try:
+        auth = {"Authorization": f"Bearer {_token(tmp)}"}
         seed = httpx.put(
             f"http://127.0.0.1:{our_port}/fhir/Patient/p1",
             json={**_patient(0), "id": "p1"},
+            headers=auth,
             timeout=10,
         )
         seed.raise_for_status()
@@ -143,7 +178,7 @@ async def main() -> None:
                 concurrency=args.concurrency, max_requests=200_000, max_seconds=args.seconds
             )
             base_result = await run_load("127.0.0.1", base_port, make, **kwargs)
-            our_result = await run_load("127.0.0.1", our_port, make, **kwargs)
+            our_result = await run_load("127.0.0.1", our_port, make, headers=auth, **kwargs)
             rows.append(_row(name, base_result, our_result))
         print(
             f"concurrency {args.concurrency}, {args.seconds:.0f} s per cell, "

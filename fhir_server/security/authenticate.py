@@ -74,7 +74,19 @@ async def authenticate(request: Request) -> Principal:
 
 
 async def principal_from_token(ctx: SecurityContext, token: str) -> Principal:
-    """Verify `token` (own issuer or the configured IdP) and check revocation."""
+    """Verify `token` (own issuer or the configured IdP) and check revocation.
+
+    A token verified in the last few seconds is taken from `ctx.principals`.
+    """
+    cached = ctx.principals.get(token)
+    if cached is not None:
+        return cached
+    principal, expires_at = await _verify_principal(ctx, token)
+    ctx.principals.put(token, principal, expires_at=expires_at)
+    return principal
+
+
+async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal, float | None]:
     header, payload = _unverified(token)
     iss = payload.get("iss")
     try:
@@ -96,9 +108,11 @@ async def principal_from_token(ctx: SecurityContext, token: str) -> Principal:
         if registered is None:
             raise AuthenticationFailed("the token's client is no longer registered")
     try:
-        return Principal.from_claims(claims, registered_scopes=registered)
+        principal = Principal.from_claims(claims, registered_scopes=registered)
     except InvalidToken as exc:
         raise AuthenticationFailed(exc.description) from None
+    exp = claims.get("exp")
+    return principal, float(exp) if isinstance(exp, int | float) else None
 
 
 async def _external_claims(ctx: SecurityContext, token: str, *, kid: Any) -> dict[str, Any]:

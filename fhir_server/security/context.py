@@ -10,6 +10,7 @@ from auth.roles import RoleTable
 from auth.scopes import ScopeSet
 from auth.tokens import ExternalIssuer
 from fhir_server.security.jwks_fetch import JwksCache
+from fhir_server.security.principal_cache import PrincipalCache
 from fhir_server.security.repository import AuthRepository
 from fhir_server.security.settings import SecuritySettings, fhir_base
 from fhir_server.settings import Settings
@@ -28,6 +29,7 @@ class SecurityContext:
     issuer: str  # `iss` of our access and id tokens
     production: bool = False
     jwks_cache: JwksCache = field(default_factory=JwksCache)
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @classmethod
     def build(

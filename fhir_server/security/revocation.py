@@ -55,6 +55,7 @@ async def revoke(ctx: SecurityContext, form: Mapping[str, str], *, token_url: st
         if claims.get("client_id") != caller.client_id:
             raise OAuthError("unauthorized_client", "the token was issued to another client", 400)
         await ctx.repo.revoke_jti(str(claims["jti"]), expires_at=int(claims["exp"]))
+        ctx.principals.discard(token)  # other workers notice within the cache's ttl
         return
     grant = await ctx.repo.get_refresh(token)
     if grant is None:
