@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fhir_server.api import capability, operations, rest
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
-from fhir_server.hl7 import Hl7Settings, install_hl7
+from fhir_server.hl7 import Hl7Settings, install_hl7, mllp_readiness
 from fhir_server.observability import (
     MeteredStore,
     Metrics,
@@ -96,4 +96,5 @@ def create_app(
     install_hl7(app, settings, hl7=hl7)
     install_observability(app, observability, metrics=metrics)
     app.state.hl7.on_ack = metrics.observe_hl7
+    app.state.health.register("mllp", mllp_readiness(app))
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "MllpListener",
     "hl7_audit",
     "install_hl7",
+    "mllp_readiness",
     "start_hl7",
     "stop_hl7",
 ]
@@ -104,6 +105,22 @@ async def start_hl7(app: FastAPI) -> None:
             app.state.hl7_listener = listener
     if settings.hl7_recover_on_startup:
         app.state.hl7_recovery = asyncio.create_task(_recover(processor))
+
+
+def mllp_readiness(app: FastAPI) -> Callable[[], Awaitable[str | None]]:
+    """Readiness: with an MLLP port configured, the listener must be accepting."""
+
+    async def check() -> str | None:
+        settings: Hl7Settings = app.state.hl7_settings
+        if not settings.mllp_port:
+            return "off"
+        if app.state.hl7_listener is None:
+            from fhir_server.observability.health import CheckFailed
+
+            raise CheckFailed(f"MLLP listener is not accepting on port {settings.mllp_port}")
+        return f"accepting on port {settings.mllp_port}"
+
+    return check
 
 
 async def _recover(processor: Hl7Processor) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from fhir_server.app import create_app
+from fhir_server.hl7 import Hl7Settings
 from fhir_server.security import install_security
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.settings import SecuritySettings
@@ -40,7 +41,7 @@ async def _auth_app(
     monkeypatch.setenv("MEDICORE_KEYS_DIR", str(keys_dir))
     store, drop = await make_store(kind, tmp_path)
     settings = Settings(store=f"sqlite:///{tmp_path / 'unused.db'}")
-    app = create_app(settings, store=store)
+    app = create_app(settings, store=store, hl7=Hl7Settings(mllp_port=0))
     sec = SecuritySettings(keys_dir=keys_dir, **security)
     if getattr(app.state, "security", None) is None:  # until create_app installs it itself
         install_security(app, settings, store, security=sec)

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from fhir_server.app import create_app
+from fhir_server.hl7 import Hl7Settings
 from fhir_server.observability import (
     MeteredStore,
     Metrics,
@@ -76,7 +77,12 @@ async def make_ops_app(tmp_path: Path, **obs: Any) -> AsyncIterator[OpsApp]:
         data_dir=str(tmp_path / "data"),
         auth_required=False,  # the auth layer has its own tests; here the principal is faked
     )
-    app = create_app(settings, store=store, observability=ObservabilitySettings(**obs))
+    app = create_app(
+        settings,
+        store=store,
+        observability=ObservabilitySettings(**obs),
+        hl7=Hl7Settings(mllp_port=0),
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
