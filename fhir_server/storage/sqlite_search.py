@@ -13,17 +13,19 @@ from typing import Any
 
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import IndexEntries
-from fhir_server.search.query import Cursor, Include, SearchQuery
+from fhir_server.search.query import TOKEN, Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
-from fhir_server.storage.sqlite_search_sql import json_path, where_sql
+from fhir_server.storage.sqlite_search_sql import json_path, token_sql, where_sql
 
 MAX_INCLUDED = 1000
 _NULL_SORT = -1e308  # missing sort values sort first ascending (below numbers and text)
 
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS idx_token (rid INTEGER NOT NULL, param TEXT NOT NULL,"
-    " system TEXT NOT NULL, code TEXT NOT NULL)",
+    " system TEXT NOT NULL, code TEXT NOT NULL, rtype TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idx_token_q ON idx_token (param, code, system, rid)",
+    # Counting one token's matches of one type reads this index alone (no resource rows).
+    "CREATE INDEX IF NOT EXISTS idx_token_count ON idx_token (param, rtype, code, system, rid)",
     "CREATE INDEX IF NOT EXISTS idx_token_s ON idx_token (param, system, rid)",
     "CREATE INDEX IF NOT EXISTS idx_token_rid ON idx_token (rid, param)",
     "CREATE TABLE IF NOT EXISTS idx_text (rid INTEGER NOT NULL, param TEXT NOT NULL,"
@@ -76,10 +78,12 @@ def write_index(
     conn: sqlite3.Connection, rid: int, resource_type: str, entries: IndexEntries
 ) -> None:
     """Insert the index rows of one resource (call ``delete_index`` first on rewrite)."""
-    del resource_type  # rows key on rid; the type lives in ``resource``
     many = conn.executemany
     if entries.tokens:
-        many("INSERT INTO idx_token VALUES (?,?,?,?)", [(rid, *t) for t in entries.tokens])
+        many(
+            "INSERT INTO idx_token VALUES (?,?,?,?,?)",
+            [(rid, *t, resource_type) for t in entries.tokens],
+        )
     if entries.texts:
         many("INSERT INTO idx_text VALUES (?,?,?)", [(rid, *t) for t in entries.texts])
     if entries.strings:
@@ -187,10 +191,36 @@ def matching(conn: sqlite3.Connection, query: SearchQuery, *, limit: int) -> lis
 
 
 def count(conn: sqlite3.Connection, query: SearchQuery, *, cap: int | None = None) -> int:
+    fast = _token_count(query)
+    if fast is not None and cap is None:
+        return int(conn.execute(fast[0], fast[1]).fetchone()[0])
     where, args = where_sql(query.criteria, query.resource_types)
     inner = f"SELECT 1 FROM resource r WHERE {where}" + (" LIMIT ?" if cap else "")
     row = conn.execute(f"SELECT COUNT(*) FROM ({inner})", [*args, *([cap + 1] if cap else [])])
     return int(row.fetchone()[0])
+
+
+def _token_count(query: SearchQuery) -> tuple[str, list[Any]] | None:
+    """An index-only count for the common ``Type?token=...&_summary=count`` shape.
+
+    Index rows of deleted resources are removed on delete, and rows carry the type, so
+    counting distinct rids in ``idx_token_count`` is the exact total.
+    """
+    if len(query.resource_types) != 1 or len(query.criteria) != 1:
+        return None
+    criterion = query.criteria[0]
+    if criterion.kind != TOKEN or criterion.negate or ":" in criterion.param:
+        return None
+    ors, args = [], [criterion.param, query.resource_types[0]]
+    for value in criterion.values:
+        sql, more = token_sql(value)
+        ors.append(sql)
+        args.extend(more)
+    return (
+        "SELECT count(DISTINCT rid) FROM idx_token INDEXED BY idx_token_count"
+        f" WHERE param = ? AND rtype = ? AND ({' OR '.join(ors)})",
+        args,
+    )
 
 
 def execute(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from fhir_server.search.errors import SearchError
@@ -269,3 +271,74 @@ async def test_malformed_cursor_is_an_error(loaded: Backend) -> None:
     with pytest.raises(SearchError) as info:
         await loaded.search("Patient", [("_cursor", "%%%")])
     assert info.value.param == "_cursor"
+
+
+async def test_count_of_one_token_matches_the_general_count(tmp_path: Path) -> None:
+    """The index-only count path (``_summary=count`` on one token) agrees with the join."""
+    import orjson
+
+    from fhir_server.search.extract import extract_index
+    from fhir_server.search.parse import parse_search
+    from fhir_server.search.registry import SearchRegistry
+    from fhir_server.storage import sqlite_search
+    from fhir_server.storage.base import VersionWrite, WriteBatch
+    from fhir_server.storage.sqlite import SqliteStore
+
+    registry = SearchRegistry.default()
+    store = SqliteStore(tmp_path / "count.db")
+    await store.open()
+    writes = []
+    for i, (status, coded_twice) in enumerate(
+        [("final", False), ("final", True), ("amended", False), ("final", False)]
+    ):
+        codings = [{"system": "http://loinc.org", "code": "718-7"}] * (2 if coded_twice else 1)
+        obs = {
+            "resourceType": "Observation",
+            "id": f"o{i}",
+            "status": status,
+            "code": {"coding": codings},
+            "meta": {"lastUpdated": "2026-01-01T00:00:00Z"},
+        }
+        writes.append(
+            VersionWrite(
+                "Observation",
+                f"o{i}",
+                1,
+                0,
+                "2026-01-01T00:00:00+00:00",
+                "POST",
+                orjson.dumps(obs),
+                extract_index(obs, registry),
+            )
+        )
+    enc = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "status": "finished",
+        "class": {"code": "AMB"},
+        "meta": {"lastUpdated": "2026-01-01T00:00:00Z"},
+    }
+    writes.append(
+        VersionWrite(
+            "Encounter",
+            "e1",
+            1,
+            0,
+            "2026-01-01T00:00:00+00:00",
+            "POST",
+            orjson.dumps(enc),
+            extract_index(enc, registry),
+        )
+    )
+    await store.commit(WriteBatch(writes=writes))
+    for params, expected in (
+        ([("status", "final")], 3),
+        ([("code", "http://loinc.org|718-7")], 4),  # o1 carries the code twice: counted once
+        ([("status", "final,amended")], 4),
+        ([("status", "finished")], 0),  # the Encounter's status is not an Observation's
+    ):
+        query = parse_search("Observation", [*params, ("_summary", "count")], registry, base_url="")
+        fast = await store._read(lambda conn, q=query: sqlite_search.count(conn, q))
+        joined = await store._read(lambda conn, q=query: sqlite_search.count(conn, q, cap=10**9))
+        assert fast == joined == expected, params
+    await store.close()
