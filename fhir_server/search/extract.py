@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,10 +151,62 @@ def number_values(value: Any) -> list[tuple[float, str, str]]:
 # ---- compiled plan per resource type -----------------------------------------------------
 
 
+# Top-level elements an expression starts from; None when it cannot be told (always run).
+Roots = tuple[str, ...] | None
+
+
 @dataclass(slots=True)
 class _Plan:
-    params: list[tuple[SearchParamDef, Evaluator]]
-    composites: list[tuple[SearchParamDef, Evaluator, list[tuple[str, Evaluator]]]]
+    params: list[tuple[SearchParamDef, Evaluator, Roots]]
+    composites: list[tuple[SearchParamDef, Evaluator, list[tuple[str, Evaluator]], Roots]]
+
+
+def expression_roots(expression: str, resource_type: str) -> Roots:
+    """The first elements below the resource that ``expression`` reads, e.g.
+    ``(Observation.value as Quantity) | Observation.component.code`` -> (value, component).
+
+    A resource that has none of them (as JSON keys, choice suffixes included) yields no
+    value, so extraction skips the expression: most parameters of a type concern
+    elements a given resource does not carry.
+    """
+    if "%" in expression:
+        return None
+    heads: list[str] = []
+    for part in _top_level_parts(re.sub(r"'[^']*'", "''", expression)):
+        match = _HEAD.match(part.lstrip("( "))
+        if match is None or match.group(1) not in (resource_type, "Resource", "DomainResource"):
+            return None  # not rooted at the resource (or the resource itself): always run
+        heads.append(match.group(2))
+    return tuple(dict.fromkeys(heads))
+
+
+_HEAD = re.compile(r"(\w+)\.(\w+)")
+
+
+def _top_level_parts(expression: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(expression):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append(expression[start:i])
+            start = i + 1
+    parts.append(expression[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _present(resource: dict[str, Any], roots: Roots) -> bool:
+    if roots is None:
+        return True
+    for root in roots:
+        if root in resource:
+            return True
+        for key in resource:
+            if key.startswith(root) and key[len(root) : len(root) + 1].isupper():
+                return True  # a choice element: value -> valueQuantity
+    return False
 
 
 def _plan(resource_type: str, registry: SearchRegistry) -> _Plan:
@@ -164,14 +217,15 @@ def _plan(resource_type: str, registry: SearchRegistry) -> _Plan:
             if code in SKIPPED or not definition.expression:
                 continue
             root = compile_expression(definition.expression, root_type=resource_type)
+            roots = expression_roots(definition.expression, resource_type)
             if definition.type == "composite":
                 parts = [
                     (registry.component_type(c), compile_expression(c.expression, root_type=None))
                     for c in definition.components
                 ]
-                plan.composites.append((definition, root, parts))
+                plan.composites.append((definition, root, parts, roots))
             else:
-                plan.params.append((definition, root))
+                plan.params.append((definition, root, roots))
         registry.plans[resource_type] = plan
     return plan
 
@@ -272,12 +326,16 @@ def extract_index(resource: dict[str, Any], registry: SearchRegistry) -> IndexEn
     """Every search value of ``resource``, normalized for equality/range lookups."""
     plan = _plan(str(resource.get("resourceType")), registry)
     entries = IndexEntries()
-    for definition, evaluate in plan.params:
+    for definition, evaluate, roots in plan.params:
+        if not _present(resource, roots):
+            continue
         values = evaluate(resource)
         if values:
             _add(entries, definition, values)
-    for definition, evaluate, parts in plan.composites:
-        roots = evaluate(resource)
-        if roots:
-            _add_composite(entries, definition, roots, parts)
+    for definition, evaluate, parts, roots in plan.composites:
+        if not _present(resource, roots):
+            continue
+        found = evaluate(resource)
+        if found:
+            _add_composite(entries, definition, found, parts)
     return entries
