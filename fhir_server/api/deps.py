@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 
 from fhir_server.resources.service import ResourceService
@@ -19,7 +17,3 @@ def service(request: Request) -> ResourceService:
 
 def search_params(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k not in TRANSPORT_PARAMS]
-
-
-def state(request: Request, name: str) -> Any:
-    return getattr(request.app.state, name)

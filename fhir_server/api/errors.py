@@ -61,11 +61,6 @@ def outcome_response(
     )
 
 
-def simple_outcome(status: int, message: str, *, code: str | None = None) -> Response:
-    issue = Issue("error", code or _HTTP_CODES.get(status, "exception"), message)
-    return outcome_response(status, [issue])
-
-
 async def _fhir_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FhirError)
     await record_failure(request, exc.status, reason=exc.code)
