@@ -17,7 +17,7 @@ from fhir_server.search.normalize import (
     ucum_canonical,
 )
 from fhir_server.search.paths import Evaluator, compile_expression
-from fhir_server.search.registry import SearchParamDef, SearchRegistry
+from fhir_server.search.registry import SearchParamDef, SearchRegistry, split_union
 
 CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 SKIPPED = frozenset({"_id", "_text", "_content", "_query"})
@@ -172,7 +172,7 @@ def expression_roots(expression: str, resource_type: str) -> Roots:
     if "%" in expression:
         return None
     heads: list[str] = []
-    for part in _top_level_parts(re.sub(r"'[^']*'", "''", expression)):
+    for part in split_union(expression):
         match = _HEAD.match(part.lstrip("( "))
         if match is None or match.group(1) not in (resource_type, "Resource", "DomainResource"):
             return None  # not rooted at the resource (or the resource itself): always run
@@ -181,20 +181,6 @@ def expression_roots(expression: str, resource_type: str) -> Roots:
 
 
 _HEAD = re.compile(r"(\w+)\.(\w+)")
-
-
-def _top_level_parts(expression: str) -> list[str]:
-    parts, depth, start = [], 0, 0
-    for i, ch in enumerate(expression):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            parts.append(expression[start:i])
-            start = i + 1
-    parts.append(expression[start:])
-    return [p.strip() for p in parts if p.strip()]
 
 
 def _present(resource: dict[str, Any], roots: Roots) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.models import models
 
-from fhir_server.search.registry import _split_union
+from fhir_server.search.registry import split_union
 
 Evaluator = Callable[[Any], list[Any]]
 
@@ -170,7 +170,7 @@ def compile_fast(expression: str, *, root_type: str | None) -> Evaluator | None:
     """A direct JSON walk for ``expression``, or None when it needs real FHIRPath."""
     try:
         programs: list[list[_Op]] = []
-        for part in _split_union(expression):
+        for part in split_union(expression):
             ops = _parse_part(part)
             if root_type is not None:
                 first = ops[0] if ops else None

@@ -62,7 +62,7 @@ class SearchParamDef:
     chains: tuple[str, ...] = ()
 
 
-def _split_union(expression: str) -> list[str]:
+def split_union(expression: str) -> list[str]:
     """Split an expression on top-level ``|`` (not inside parentheses or quotes)."""
     parts: list[str] = []
     depth = 0
@@ -99,7 +99,7 @@ def expression_for(expression: str, resource_type: str, base: Iterable[str]) -> 
         return ""
     if any(b in _BASES_FOR_ALL for b in base):
         return expression
-    parts = [p for p in _split_union(expression) if _starts_with_type(p, resource_type)]
+    parts = [p for p in split_union(expression) if _starts_with_type(p, resource_type)]
     return " | ".join(parts)
 
 
@@ -200,7 +200,7 @@ _RESOLVE_IS = re.compile(r"\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)$")
 
 def _narrowed_targets(expression: str, targets: tuple[str, ...]) -> tuple[str, ...]:
     """``X.where(resolve() is Patient)`` can only point at a Patient, whatever ``target`` says."""
-    found = {m.group(1) if (m := _RESOLVE_IS.search(p)) else None for p in _split_union(expression)}
+    found = {m.group(1) if (m := _RESOLVE_IS.search(p)) else None for p in split_union(expression)}
     if len(found) == 1 and None not in found:
         return tuple(t for t in found if t is not None)
     return targets
