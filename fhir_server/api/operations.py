@@ -21,14 +21,22 @@ router = APIRouter(
 )
 
 
+_MODES = ("create", "update", "delete")
+
+
 def _arguments(body: Any, request: Request) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """(resource, mode, profile) from a Parameters body, a bare resource, and the query."""
     mode = request.query_params.get("mode")
     profile = request.query_params.get("profile")
-    resource: dict[str, Any] | None = None
+    resource: Any = None
     if isinstance(body, dict) and body.get("resourceType") == "Parameters":
-        for parameter in body.get("parameter") or []:
-            name = parameter.get("name") if isinstance(parameter, dict) else None
+        parameters = body.get("parameter") or []
+        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+            raise errors.bad_request(
+                "Parameters.parameter is a list of parameters", "Parameters.parameter"
+            )
+        for parameter in parameters:
+            name = parameter.get("name")
             if name == "resource":
                 resource = parameter.get("resource")
             elif name == "mode":
@@ -37,6 +45,12 @@ def _arguments(body: Any, request: Request) -> tuple[dict[str, Any] | None, str 
                 profile = parameter.get("valueUri") or parameter.get("valueCanonical")
     elif isinstance(body, dict):
         resource = body
+    if mode is not None and mode not in _MODES:
+        raise errors.bad_request(f"mode must be one of {', '.join(_MODES)}", "mode")
+    if profile is not None and not isinstance(profile, str):
+        raise errors.bad_request("profile is a canonical URL", "profile")
+    if resource is not None and not isinstance(resource, dict):
+        raise errors.bad_request("the resource to validate must be a JSON object", "resource")
     return resource, mode, profile
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets, targets_of
@@ -62,15 +65,22 @@ def _entries(bundle: dict[str, Any], *, base_url: str) -> list[_Entry]:
         if not isinstance(url, str) or not url:
             raise errors.bad_request("request.url is required", f"{where}.request.url")
         none_exist = request.get("ifNoneExist")
+        if none_exist is not None and not isinstance(none_exist, str):
+            raise errors.bad_request(
+                "ifNoneExist is a query string", f"{where}.request.ifNoneExist"
+            )
+        full_url = raw.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            raise errors.bad_request("fullUrl is a URI string", f"{where}.fullUrl")
         parsed.append(
             _Entry(
                 index=i,
                 method=method,
                 url=parse_entry_url(url, base_url=base_url),
-                full_url=raw.get("fullUrl"),
+                full_url=full_url,
                 resource=raw.get("resource"),
-                if_match=parse_etag(request.get("ifMatch")),
-                if_none_exist=parse_criteria(none_exist) if isinstance(none_exist, str) else None,
+                if_match=parse_etag(request.get("ifMatch"), header=f"{where}.request.ifMatch"),
+                if_none_exist=parse_criteria(none_exist) if none_exist else None,
             )
         )
     return parsed
@@ -309,16 +319,15 @@ def _transaction_order(entry: _Entry) -> tuple[float, int]:
 
 def _patch_operations(resource: Any) -> Any:
     """A PATCH entry carries its JSON Patch as a Binary resource (base64 data)."""
-    import base64
-
-    import orjson
-
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+        data = resource.get("data", "")
         try:
-            return orjson.loads(base64.b64decode(resource.get("data", "")))
-        except (ValueError, orjson.JSONDecodeError) as exc:
+            if not isinstance(data, str):
+                raise ValueError("Binary.data is base64 text")
+            return orjson.loads(base64.b64decode(data, validate=True))
+        except ValueError as exc:  # bad base64 and bad JSON alike
             raise errors.bad_request(
-                "the Binary patch is not JSON", "Bundle.entry.resource"
+                "the Binary patch is not base64-encoded JSON", "Bundle.entry.resource.data"
             ) from exc
     if isinstance(resource, list):
         return resource

@@ -170,6 +170,8 @@ class Planner:
         method: str,
     ) -> StoredResource:
         resource_type = resource["resourceType"]
+        if not isinstance(resource.get("meta", {}), dict):
+            raise errors.bad_request("meta must be an object", f"{resource_type}.meta")
         version = (current.version if current else 0) + 1
         stamped = stamp(resource, resource_id=resource_id, version=version, now=plan.now)
         check_resource(self.validator, stamped, mode="create" if current is None else "update")

@@ -11,13 +11,13 @@ from fhir_server.resources import errors
 _ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
 
 
-def parse_etag(value: str | None, *, header: str = "If-Match") -> int | None:
+def parse_etag(value: object, *, header: str = "If-Match") -> int | None:
     """``W/"3"`` (or ``3``) -> 3; None when absent."""
-    if value is None or value.strip() == "":
+    if value is None or (isinstance(value, str) and value.strip() == ""):
         return None
-    match = _ETAG.match(value.strip())
+    match = _ETAG.match(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise errors.bad_request(f'{header} must be a version ETag such as W/"3"')
+        raise errors.bad_request(f'{header} must be a version ETag such as W/"3"', header)
     return int(match.group(1))
 
 

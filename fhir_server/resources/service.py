@@ -113,13 +113,12 @@ class ResourceService:
 
     async def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
         check_type(resource_type, writable=False)
-        if not version.isdigit():
-            raise errors.not_found(f"version {version!r} is not known")
+        if not version.isdigit() or len(version) > 18:  # beyond int64: no such version
+            raise errors.not_found("no such version")
         if resource_type == "AuditEvent":  # never versioned: version 1 is the record itself
-            event = await self.read(resource_type, resource_id)
             if version != "1":
                 raise errors.not_found(f"AuditEvent/{resource_id}/_history/{version} is not known")
-            return event
+            return await self.read(resource_type, resource_id)
         stored = await guard(self.store.vread(resource_type, resource_id, int(version)))
         if stored is None:
             raise errors.not_found(f"{resource_type}/{resource_id}/_history/{version} is not known")

@@ -187,3 +187,13 @@ class Store(Protocol):
     async def count_records(
         self, kind: str, *, where: dict[str, str | int | bool] | None = None
     ) -> int: ...
+
+
+_MAX_INT64 = 2**63 - 1
+
+
+def decode_history_cursor(cursor: str) -> int:
+    """The history position a ``next_cursor`` stands for; StoreError (a 400) otherwise."""
+    if not cursor.isdigit() or int(cursor) > _MAX_INT64:
+        raise StoreError("malformed history cursor")
+    return int(cursor)

@@ -24,8 +24,8 @@ from fhir_server.storage.base import (
     HistoryPage,
     SearchResult,
     StoredResource,
-    StoreError,
     WriteBatch,
+    decode_history_cursor,
 )
 from fhir_server.storage.mongo_audit import MongoAuditSink
 from fhir_server.storage.mongo_commit import Commit
@@ -120,10 +120,7 @@ class MongoStore(MongoAuditSink):
         if since is not None:
             query["lastUpdated"] = {"$gte": since}
         if cursor is not None:
-            try:
-                query["seq"] = {"$lt": int(cursor)}
-            except ValueError as exc:
-                raise StoreError("malformed history cursor") from exc
+            query["seq"] = {"$lt": decode_history_cursor(cursor)}
         async with mapped_errors():
             docs = await self.db.history.find(query).sort("seq", DESCENDING).to_list(count + 1)
         page = docs[:count]

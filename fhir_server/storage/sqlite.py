@@ -17,10 +17,10 @@ from fhir_server.storage.base import (
     HistoryPage,
     SearchResult,
     StoredResource,
-    StoreError,
     VersionConflict,
     VersionWrite,
     WriteBatch,
+    decode_history_cursor,
 )
 from fhir_server.storage.sqlite_audit import SqliteAuditSink
 from fhir_server.storage.sqlite_records import SqliteRecords, apply_record
@@ -98,7 +98,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
             args.append(since)
         if cursor is not None:
             clauses.append("seq<?")
-            args.append(_decode_cursor(cursor))
+            args.append(decode_history_cursor(cursor))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT {_COLUMNS}, method, seq FROM history {where} ORDER BY seq DESC LIMIT ?"
 
@@ -188,10 +188,3 @@ def _apply_write(conn: sqlite3.Connection, write: VersionWrite) -> None:
             write.body,
         ),
     )
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        return int(cursor)
-    except ValueError as exc:
-        raise StoreError("malformed history cursor") from exc

@@ -134,3 +134,111 @@ async def test_required_binding_and_invariant_violations(client: httpx.AsyncClie
     }
     outcome = assert_outcome(await client.post("/fhir/Observation", json=both), 400)
     assert "obs-6" in str(outcome)
+
+
+def _tx(entry: dict) -> dict:
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+
+
+_POST_PATIENT = {"method": "POST", "url": "Patient"}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "headers", "status", "expression"),
+    [
+        ("GET", "/fhir/Patient/a/_history/99999999999999999999999", None, {}, 404, None),
+        ("GET", "/fhir/_history?_cursor=99999999999999999999999999", None, {}, 400, None),
+        (
+            "POST",
+            "/fhir/Patient",
+            {"resourceType": "Patient", "meta": "x"},
+            {},
+            400,
+            "Patient.meta",
+        ),
+        (
+            "POST",
+            "/fhir",
+            _tx(
+                {
+                    "request": {**_POST_PATIENT, "ifMatch": 5},
+                    "resource": {"resourceType": "Patient"},
+                }
+            ),
+            {},
+            400,
+            "Bundle.entry[0].request.ifMatch",
+        ),
+        (
+            "POST",
+            "/fhir",
+            _tx(
+                {
+                    "request": {**_POST_PATIENT, "ifNoneExist": 5},
+                    "resource": {"resourceType": "Patient"},
+                }
+            ),
+            {},
+            400,
+            "Bundle.entry[0].request.ifNoneExist",
+        ),
+        (
+            "POST",
+            "/fhir",
+            _tx({"fullUrl": 5, "request": _POST_PATIENT, "resource": {"resourceType": "Patient"}}),
+            {},
+            400,
+            "Bundle.entry[0].fullUrl",
+        ),
+        (
+            "POST",
+            "/fhir",
+            _tx(
+                {
+                    "request": {"method": "PATCH", "url": "Patient/a"},
+                    "resource": {"resourceType": "Binary", "data": 5},
+                }
+            ),
+            {},
+            400,
+            "Bundle.entry.resource.data",
+        ),
+        (
+            "POST",
+            "/fhir/Patient/$validate",
+            {"resourceType": "Parameters", "parameter": 5},
+            {},
+            400,
+            "Parameters.parameter",
+        ),
+        (
+            "POST",
+            "/fhir/Patient/$validate",
+            {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": 5}]},
+            {},
+            400,
+            "resource",
+        ),
+        (
+            "POST",
+            "/fhir/Patient/$validate?mode=bogus",
+            {"resourceType": "Patient"},
+            {},
+            400,
+            "mode",
+        ),
+    ],
+)
+async def test_malformed_parts_are_400s_naming_them(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    body: object,
+    headers: dict[str, str],
+    status: int,
+    expression: str | None,
+) -> None:
+    await client.put("/fhir/Patient/a", json={"resourceType": "Patient", "id": "a"})
+    outcome = assert_outcome(await client.request(method, url, json=body, headers=headers), status)
+    if expression is not None:
+        assert outcome["issue"][0]["expression"] == [expression]
