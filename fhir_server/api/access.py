@@ -42,7 +42,7 @@ async def establish_caller(request: Request) -> None:
         purpose_of_use=principal.purpose_of_use,
     )
     the_trail.guard = PrincipalGuard(principal)
-    interaction, resource_type, _ = classify(request.method, request.url.path)
+    interaction, resource_type, _ = classify(request)
     if resource_type and interaction in _TYPED:
         the_trail.guard.require(interaction, resource_type)
 

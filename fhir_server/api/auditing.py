@@ -7,42 +7,32 @@ from typing import Any
 
 from fastapi import Request
 
+from fhir_server.observability.labels import interaction as route_interaction
+from fhir_server.observability.labels import route_template
 from fhir_server.resources import errors
 from fhir_server.resources.auditing import AuditTrail, Requestor, patients_of
 from fhir_server.resources.service import ResourceService
 
 # Paths that are public and reveal no patient data: not audited.
 _UNAUDITED = re.compile(r"^/fhir/(metadata|\.well-known/.*)$")
-_TYPE = r"(?P<type>[A-Z][A-Za-z]+)"
-_ID = r"(?P<id>[A-Za-z0-9\-.]{1,64})"
-_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
-    (re.compile(r"^/fhir/?$"), {"GET": "search", "POST": "transaction"}),
-    (re.compile(r"^/fhir/_history$"), {"GET": "history-system"}),
-    (re.compile(rf"^/fhir/{_TYPE}/_history$"), {"GET": "history-type"}),
-    (re.compile(rf"^/fhir/{_TYPE}/_search$"), {"POST": "search"}),
-    (
-        re.compile(rf"^/fhir/{_TYPE}/?$"),
-        {"GET": "search", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"},
-    ),
-    (re.compile(rf"^/fhir/{_TYPE}/{_ID}/_history$"), {"GET": "history-instance"}),
-    (re.compile(rf"^/fhir/{_TYPE}/{_ID}/_history/[^/]+$"), {"GET": "vread"}),
-    (
-        re.compile(rf"^/fhir/{_TYPE}/{_ID}$"),
-        {"GET": "read", "PUT": "update", "PATCH": "patch", "DELETE": "delete"},
-    ),
-]
+# The observability labels name interactions by route template; audit and access
+# decisions use the restful-interaction codes, which differ for a few of them.
+_AUDIT_NAMES = {
+    "search-type": "search",
+    "search-system": "search",
+    "conditional-update": "update",
+    "conditional-delete": "delete",
+    "batch-transaction": "transaction",
+}
+_NOT_FHIR = frozenset({"capabilities", "health", "other", "unmatched"})
 
 
-def classify(method: str, path: str) -> tuple[str, str | None, str | None]:
-    """(interaction, resource type, id) of a FHIR request, from its method and path."""
-    if "$" in path:
-        return "operation", None, None
-    for pattern, by_method in _ROUTES:
-        match = pattern.match(path)
-        if match:
-            groups = match.groupdict()
-            return by_method.get(method, "operation"), groups.get("type"), groups.get("id")
-    return "operation", None, None
+def classify(request: Request) -> tuple[str, str | None, str | None]:
+    """(interaction, resource type, id) of a FHIR request, from the route it matched."""
+    label = route_interaction(request.method, route_template(request.scope))
+    name = "operation" if label in _NOT_FHIR else _AUDIT_NAMES.get(label, label)
+    params = request.path_params
+    return name, params.get("resource_type"), params.get("resource_id")
 
 
 def is_audited(path: str) -> bool:
@@ -116,7 +106,7 @@ async def record_failure(request: Request, status: int, *, reason: str) -> None:
         return
     the_trail = trail(request)
     the_trail.discard()
-    interaction, resource_type, resource_id = classify(request.method, request.url.path)
+    interaction, resource_type, resource_id = classify(request)
     the_trail.add(
         interaction,
         status=status,

@@ -47,6 +47,10 @@ async def history(
     params: list[tuple[str, str]],
 ) -> dict[str, Any]:
     values = dict(params)
+    if resource_type and resource_id:
+        current = await service(request).read_any(resource_type, resource_id)
+        if current.body is not None:
+            guard(request).require("history-instance", resource_type, from_json(current.body))
     page = await service(request).history(
         resource_type=resource_type,
         resource_id=resource_id,
@@ -56,10 +60,6 @@ async def history(
     )
     path = "".join(f"/{p}" for p in (resource_type, resource_id) if p) + "/_history"
     keep = {k: v for k, v in values.items() if k in ("_since", "_count")}
-    if resource_type and resource_id:
-        current = await service(request).read_any(resource_type, resource_id)
-        if current.body is not None:
-            guard(request).require("history-instance", resource_type, from_json(current.body))
     bundle = history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
     bundle = visible_entries(request, bundle)
     kind = (

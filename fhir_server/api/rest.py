@@ -13,7 +13,7 @@ from fhir_server.api import auditing, reads
 from fhir_server.api.access import establish_caller
 from fhir_server.api.auditing import trail
 from fhir_server.api.bundles import response_bundle
-from fhir_server.api.deps import service
+from fhir_server.api.deps import search_params, service
 from fhir_server.api.errors import FHIR_JSON
 from fhir_server.api.http import (
     base_url,
@@ -39,7 +39,7 @@ def _query_pairs(request: Request) -> list[tuple[str, str]]:
 
 
 def _criteria(request: Request) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in _query_pairs(request) if k not in ("_format", "_pretty")]
+    return search_params(_query_pairs(request))
 
 
 # -- system level ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from auth.compartment import compartment_search_params
-from auth.decision import Principal, decide
+from auth.decision import Decision, Principal, decide
 from fhir_server.resources import errors
 
 _BEARER = 'Bearer realm="medicore"'
@@ -41,9 +41,15 @@ class PrincipalGuard(Guard):
     def require(
         self, interaction: str, resource_type: str, resource: Mapping[str, Any] | None = None
     ) -> None:
+        self._allowed(interaction, resource_type, resource)
+
+    def _allowed(
+        self, interaction: str, resource_type: str, resource: Mapping[str, Any] | None
+    ) -> Decision:
+        """The decision when it allows; the refusal as a FHIR error otherwise."""
         decision = decide(self.principal, interaction, resource_type, resource)
         if decision.allowed:
-            return
+            return decision
         if decision.status == 404:
             # Outside the caller's compartment reads like a missing id: nothing leaks.
             raise errors.not_found(f"{resource_type} is not known")
@@ -52,8 +58,7 @@ class PrincipalGuard(Guard):
         raise errors.FhirError(decision.status, code, decision.reason, headers=headers)
 
     def narrowing(self, resource_type: str) -> list[tuple[str, str]]:
-        self.require("search", resource_type)
-        decision = decide(self.principal, "search", resource_type)
+        decision = self._allowed("search", resource_type, None)
         if not decision.search:
             return []
         constraint = decision.search[0]  # several constraints: results are also post-filtered

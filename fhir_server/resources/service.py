@@ -135,10 +135,10 @@ class ResourceService:
         count: int,
         cursor: str | None,
     ) -> HistoryPage:
+        """Versions newest first. For an instance, the caller has already read it with
+        ``read_any`` (404 when unknown), as it needs it for the access check."""
         if resource_type is not None:
             check_type(resource_type, writable=False)
-        if resource_id is not None and resource_type is not None:
-            await self.read_any(resource_type, resource_id)
         return await guard(
             self.store.history(
                 resource_type=resource_type,
@@ -151,6 +151,7 @@ class ResourceService:
 
     async def read_any(self, resource_type: str, resource_id: str) -> StoredResource:
         """The current version, tombstones included (instance history of a deleted one)."""
+        check_type(resource_type, writable=False)
         stored = await guard(self.store.read(resource_type, resource_id))
         if stored is None:
             raise errors.not_found(f"{resource_type}/{resource_id} is not known")
