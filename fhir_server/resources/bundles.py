@@ -171,7 +171,7 @@ class BundleProcessor:
 
         async def build(plan: Plan) -> dict[int, Outcome]:
             plan.batch.records.extend(records)
-            mapping = await self._resolve_ids(ordered)
+            mapping = await self._resolve_ids(plan, ordered)
             for entry in ordered:
                 if _is_provenance_write(entry):
                     provenance = _rewrite_references(entry.resource, mapping)
@@ -201,7 +201,7 @@ class BundleProcessor:
                 results[entry.index] = await self._get(entry)
         return [results[entry.index] for entry in entries]
 
-    async def _resolve_ids(self, ordered: list[_Entry]) -> dict[str, str]:
+    async def _resolve_ids(self, plan: Plan, ordered: list[_Entry]) -> dict[str, str]:
         """Decide the id each POST/PUT entry will have, so references can be rewritten."""
         mapping: dict[str, str] = {}
         planner = self.service.planner
@@ -211,7 +211,7 @@ class BundleProcessor:
             if entry.method == "POST" and rtype:
                 entry.target_id = new_id()
                 if entry.if_none_exist:
-                    found = await planner.matches(rtype, entry.if_none_exist)
+                    found = await planner.matches(plan, rtype, entry.if_none_exist)
                     if len(found) > 1:
                         raise errors.precondition_failed(
                             f"entry {entry.index}: ifNoneExist matches several resources"
@@ -221,7 +221,7 @@ class BundleProcessor:
             elif entry.method == "PATCH" and rtype:
                 entry.target_id = entry.url.resource_id
                 if entry.target_id is None and entry.url.query is not None:
-                    found = await planner.matches(rtype, parse_criteria(entry.url.query))
+                    found = await planner.matches(plan, rtype, parse_criteria(entry.url.query))
                     if len(found) > 1:
                         raise errors.precondition_failed(
                             f"entry {entry.index}: conditional patch matches several resources"
@@ -233,7 +233,7 @@ class BundleProcessor:
                 if entry.url.resource_id:
                     entry.target_id = entry.url.resource_id
                 elif entry.url.query is not None:
-                    found = await planner.matches(rtype, parse_criteria(entry.url.query))
+                    found = await planner.matches(plan, rtype, parse_criteria(entry.url.query))
                     if len(found) > 1:
                         raise errors.precondition_failed(
                             f"entry {entry.index}: conditional update matches several resources"
@@ -264,7 +264,7 @@ class BundleProcessor:
             target = entry.target_id or entry.url.resource_id
             if target is None:
                 # A batch entry: resolve the conditional URL on its own.
-                await self._resolve_ids([entry])
+                await self._resolve_ids(plan, [entry])
                 target = entry.target_id
             if target is None:
                 raise errors.bad_request(

@@ -62,11 +62,13 @@ class Plan:
     now: str = field(default_factory=now_instant)
     batch: WriteBatch = field(default_factory=WriteBatch)
     pinned: bool = False
-    touched: set[tuple[str, str]] = field(default_factory=set)
     trail: AuditTrail | None = None
     # Amendment Provenances by the "Type/id" they correct, and versions written here.
     amendments: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # Conditional criteria looked up in this plan: key -> (query, matches). A transaction
+    # resolves its ids first and plans its entries after; both see one look-up.
+    lookups: dict[str, tuple[SearchQuery, list[StoredResource]]] = field(default_factory=dict)
 
     @property
     def guard(self) -> Guard:
@@ -87,15 +89,11 @@ class Plan:
         return outcome
 
     def add(self, write: VersionWrite) -> StoredResource:
-        key = (write.resource_type, write.id)
-        if key in self.touched:
-            raise errors.bad_request(
-                f"{write.resource_type}/{write.id} is written twice in one request",
-                code="business-rule",
-            )
-        self.touched.add(key)
+        key = f"{write.resource_type}/{write.id}"
+        if key in self.versions:
+            raise errors.bad_request(f"{key} is written twice in one request", code="business-rule")
         self.batch.writes.append(write)
-        self.versions[f"{write.resource_type}/{write.id}"] = write.version
+        self.versions[key] = write.version
         return StoredResource(
             resource_type=write.resource_type,
             id=write.id,
@@ -105,6 +103,11 @@ class Plan:
             body=write.body,
             method=write.method,
         )
+
+
+def criteria_key(resource_type: str, criteria: Criteria) -> str:
+    """Normalized criteria: the same conditions in any order give the same key."""
+    return f"{resource_type}?{urlencode(sorted(criteria))}"
 
 
 def check_type(resource_type: str, *, writable: bool) -> None:
@@ -145,15 +148,26 @@ class Planner:
         except SearchError as exc:
             raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
 
-    async def matches(self, resource_type: str, criteria: Criteria) -> list[StoredResource]:
-        query = self.criteria_query(resource_type, criteria)
-        return await self.store.count_matches(query, limit=2)
+    async def matches(
+        self, plan: Plan, resource_type: str, criteria: Criteria
+    ) -> list[StoredResource]:
+        """Up to two current matches of ``criteria`` (looked up once per plan)."""
+        key = criteria_key(resource_type, criteria)
+        known = plan.lookups.get(key)
+        if known is None:
+            query = self.criteria_query(resource_type, criteria)
+            known = (query, await self.store.count_matches(query, limit=2))
+            plan.lookups[key] = known
+        return known[1]
 
-    def claim(self, resource_type: str, criteria: Criteria, resource_id: str) -> ConditionalClaim:
-        key = f"{resource_type}?{urlencode(sorted(criteria))}"
+    def claim(
+        self, plan: Plan, resource_type: str, criteria: Criteria, resource_id: str
+    ) -> ConditionalClaim:
+        """Criteria that must still match nothing else at commit (after ``matches``)."""
+        key = criteria_key(resource_type, criteria)
         return ConditionalClaim(
             key=key,
-            query=self.criteria_query(resource_type, criteria),
+            query=plan.lookups[key][0],
             resource_type=resource_type,
             id=resource_id,
         )
@@ -204,14 +218,14 @@ class Planner:
             plan.guard.require("create", resource_type, resource)
         if if_none_exist:
             plan.guard.require("search", resource_type)  # a match reveals existence
-            found = await self.matches(resource_type, if_none_exist)
+            found = await self.matches(plan, resource_type, if_none_exist)
             if len(found) > 1:
                 raise errors.precondition_failed("If-None-Exist criteria match several resources")
             if found:
                 return plan.note("create", Outcome(200, found[0]), resource)
         new = resource_id or new_id()
         if if_none_exist:
-            plan.batch.claims.append(self.claim(resource_type, if_none_exist, new))
+            plan.batch.claims.append(self.claim(plan, resource_type, if_none_exist, new))
         stored = self._write(plan, resource, resource_id=new, current=None, method="POST")
         return plan.note("create", Outcome(201, stored, created=True), {**resource, "id": new})
 
@@ -267,7 +281,7 @@ class Planner:
     ) -> Outcome:
         resource_type = resource["resourceType"]
         plan.guard.require("search", resource_type)
-        found = await self.matches(resource_type, criteria)
+        found = await self.matches(plan, resource_type, criteria)
         if len(found) > 1:
             raise errors.precondition_failed(
                 "the conditional update criteria match several resources"
@@ -281,7 +295,7 @@ class Planner:
                 )
         else:
             target = body_id if isinstance(body_id, str) else new_id()
-            plan.batch.claims.append(self.claim(resource_type, criteria, target))
+            plan.batch.claims.append(self.claim(plan, resource_type, criteria, target))
         return await self.update(
             plan, {**resource, "id": target}, resource_id=target, if_match=if_match
         )
@@ -322,7 +336,7 @@ class Planner:
         self, plan: Plan, resource_type: str, *, criteria: Criteria
     ) -> Outcome:
         plan.guard.require("search", resource_type)
-        found = await self.matches(resource_type, criteria)
+        found = await self.matches(plan, resource_type, criteria)
         if len(found) > 1:
             raise errors.precondition_failed(
                 "the conditional delete criteria match several resources"
