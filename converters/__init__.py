@@ -21,7 +21,7 @@ from __future__ import annotations
 from converters._ack import build_ack
 from converters._convert import SUPPORTED_TYPES, convert, read_header
 from converters._model import Conversion, ConversionError, MessageHeader
-from converters._raw import codec_for, decode_message, split_batch
+from converters._raw import codec_for, decode_message, is_batch, split_batch
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -32,6 +32,7 @@ __all__ = [
     "codec_for",
     "convert",
     "decode_message",
+    "is_batch",
     "read_header",
     "split_batch",
 ]

@@ -10,14 +10,13 @@ from converters._datatypes import dtm
 from converters._message import Segment, V2Message, parse_message
 from converters._model import Conversion, ConversionError, MessageHeader
 from converters._orders import ORDER_TYPES, convert_order
-from converters._raw import codec_for, decode_message, raw_msh_fields
+from converters._raw import decode_with_codec, raw_msh_fields
 from converters._results import convert_oru
 
 __all__ = ["SUPPORTED_TYPES", "convert", "read_header"]
 
 SUPPORTED_TYPES = sorted({f"ADT^{e}" for e in ADT_EVENTS} | {"ORU^R01"} | ORDER_TYPES)
 _VERSION = re.compile(r"^2\.[1-9](\.\d+)?$")
-_STD = "|^~\\&"
 
 
 def _std_escape(text: str) -> str:
@@ -79,10 +78,7 @@ def _fallback_header(raw: bytes) -> MessageHeader | None:
 
 def _parse(raw: bytes, default_charset: str | None) -> tuple[MessageHeader, V2Message, str]:
     try:
-        text = decode_message(raw, default_charset=default_charset)
-        fields, _, _ = raw_msh_fields(raw)
-        charset = fields[17].strip() if len(fields) >= 18 and fields[17].strip() else None
-        codec = codec_for(charset or default_charset or "utf-8") or "utf-8"
+        text, codec = decode_with_codec(raw, default_charset=default_charset)
         msg = parse_message(text, codec=codec)
     except ConversionError as exc:
         exc.header = exc.header or _fallback_header(raw)

@@ -139,10 +139,6 @@ class Segment:
         found = self._reps(n)
         return found[0].c(comp, sub) if found else ""
 
-    def is_null(self, n: int) -> bool:
-        """True when field ``n`` is the explicit null ``""``."""
-        return n < len(self._fields) and self._fields[n] == NULL
-
     def loc(self, n: int | None = None, comp: int | None = None) -> str:
         """ERL location, e.g. ``PID^1^3`` or ``OBX^2^5^1^2``."""
         parts = [self.name, str(self.seq)]

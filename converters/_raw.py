@@ -7,7 +7,15 @@ import re
 
 from converters._model import ConversionError
 
-__all__ = ["CHARSETS", "codec_for", "decode_message", "raw_msh_fields", "split_batch"]
+__all__ = [
+    "CHARSETS",
+    "codec_for",
+    "decode_message",
+    "decode_with_codec",
+    "is_batch",
+    "raw_msh_fields",
+    "split_batch",
+]
 
 _BOM = b"\xef\xbb\xbf"
 _SEGMENT_BREAK = re.compile(rb"\r\n|\n\r|\r|\n")
@@ -52,6 +60,11 @@ def _strip_bom(raw: bytes) -> tuple[bytes, bool]:
     return start, False
 
 
+def is_batch(raw: bytes) -> bool:
+    """Whether ``raw`` opens with an FHS or BHS batch header (after whitespace and a BOM)."""
+    return _strip_bom(raw)[0][:3] in (b"FHS", b"BHS")
+
+
 def raw_msh_fields(raw: bytes) -> tuple[list[str], bytes, bool]:
     """MSH split into fields (``fields[n - 1]`` is MSH-n), the body without BOM, BOM seen.
 
@@ -92,6 +105,11 @@ def _declared_charset(fields: list[str]) -> str | None:
 
 def decode_message(raw: bytes, *, default_charset: str | None = None) -> str:
     """Decode one message per its MSH-18 (else ``default_charset``, else UTF-8); CR-separated."""
+    return decode_with_codec(raw, default_charset=default_charset)[0]
+
+
+def decode_with_codec(raw: bytes, *, default_charset: str | None = None) -> tuple[str, str]:
+    """:func:`decode_message` plus the codec it chose (which ``\\Xhh\\`` escapes use too)."""
     fields, body, had_bom = raw_msh_fields(raw)
     declared = _declared_charset(fields)
     charset = declared or default_charset or ("UNICODE UTF-8" if had_bom else None)
@@ -114,7 +132,7 @@ def decode_message(raw: bytes, *, default_charset: str | None = None) -> str:
             location="MSH^1^18",
         ) from exc
     segments = [s for s in re.split(r"\r\n|\n\r|\r|\n", text) if s.strip()]
-    return "\r".join(segments)
+    return "\r".join(segments), codec
 
 
 def split_batch(raw: bytes) -> list[bytes]:

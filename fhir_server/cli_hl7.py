@@ -160,10 +160,9 @@ def _reprocess(args: argparse.Namespace) -> int:
 
 def _messages(raw: bytes) -> list[bytes]:
     """A file's messages (CR-separated); a batch file or unparseable bytes go as one block."""
-    from converters import ConversionError, split_batch
+    from converters import ConversionError, is_batch, split_batch
 
-    start = raw.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if start[:3] in (b"FHS", b"BHS"):
+    if is_batch(raw):
         return [raw]
     try:
         return split_batch(raw) or [raw]

@@ -44,7 +44,10 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
     """The payload of the next ``<VT>payload<FS><CR>`` frame; None at a clean end of stream.
 
     Bytes before <VT> are skipped; a frame with no <VT> at all is returned whole (so that
-    it is answered AR and dead-lettered rather than silently lost).
+    it is answered AR and dead-lettered rather than silently lost). A second <VT> before
+    <FS><CR> means the sender abandoned a frame and started again: the frame begins at the
+    last <VT>, and the abandoned (unacknowledged, so resent) bytes are dropped, never
+    applied as part of the next message.
 
     Raises FramingError when the stream ends inside a frame or a frame exceeds the
     reader's limit (the connection cannot be resynchronized then).
@@ -57,8 +60,12 @@ async def read_frame(reader: asyncio.StreamReader) -> bytes | None:
         return None
     except asyncio.LimitOverrunError:
         raise FramingError("frame larger than the configured limit", too_large=True) from None
-    start = data.find(START_BLOCK)
-    return data[start + 1 : -len(END_BLOCK)] if start >= 0 else data[: -len(END_BLOCK)]
+    start = data.rfind(START_BLOCK)
+    if start < 0:
+        return data[: -len(END_BLOCK)]
+    if data.find(START_BLOCK) < start:
+        log.warning("MLLP: %d bytes of an abandoned frame dropped", start)
+    return data[start + 1 : -len(END_BLOCK)]
 
 
 @dataclass(eq=False)

@@ -20,12 +20,13 @@ from converters import (
     ConversionError,
     MessageHeader,
     build_ack,
+    codec_for,
     convert,
     decode_message,
+    is_batch,
     read_header,
     split_batch,
 )
-from converters._raw import codec_for
 from fhir_server.hl7 import inbox
 from fhir_server.hl7.inbox import KIND, InboxError
 from fhir_server.hl7.settings import Hl7Settings
@@ -42,9 +43,6 @@ log = logging.getLogger("medicore.hl7")
 
 #: The audit trail of one message's writes, given the sender ("app|facility").
 AuditFactory = Callable[[str | None], AuditTrail | None]
-
-_BATCH_TAGS = (b"FHS", b"BHS")
-_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +104,7 @@ class Hl7Processor:
 
     async def handle(self, raw: bytes, *, source: str) -> Ack:
         """Process one message, or each message of an FHS/BHS batch, and return the ACK."""
-        start = raw.lstrip(b" \t\r\n")
-        if start.startswith(_BOM):
-            start = start[len(_BOM) :]
-        if start[:3] in _BATCH_TAGS:
+        if is_batch(raw):
             return await self._batch(raw, source=source)
         return await self._one(raw, source=source)
 
@@ -171,11 +166,11 @@ class Hl7Processor:
         return header, charset
 
     async def _one(self, raw: bytes, *, source: str) -> Ack:
-        header, charset = self._read_header(raw)
-        codec = codec_for(header.charset or charset or "utf-8") if header else None
         if not raw.strip():
             error = ConversionError("empty message", ack_code="AR", error_code="100")
             return self._ack(None, "AR", error, key=None)
+        header, charset = self._read_header(raw)
+        codec = codec_for(header.charset or charset or "utf-8") if header else None
         key = inbox.inbox_key(header, raw)
         ack = await self._exclusive(
             key, lambda: self._admit(key, raw, header, charset, source=source)
@@ -224,7 +219,7 @@ class Hl7Processor:
                 "the message could not be stored; resend later", error_code="206"
             )
             return self._ack(header, "AE", error, key=None)
-        if prior is not None and prior.get("ack"):
+        if prior is not None and prior.get("ack") and not _retryable(prior):
             return Ack(prior["ack"], prior.get("ack_code") or "AA", key, True)
         existing = prior or doc  # a prior record without ACK: a crash left it unfinished
         return await self._apply(key, raw, existing, header, charset)
@@ -314,6 +309,11 @@ class Hl7Processor:
         worst = next((c for c in ("AR", "AE") if any(a.code == c for a in acks)), "AA")
         codec = acks[0].codec if acks else "utf-8"
         return Ack(text, worst, None, codec=codec)
+
+
+def _retryable(prior: dict[str, Any]) -> bool:
+    """A failure whose ACK told the sender to retry later (206): a resend runs it again."""
+    return prior.get("status") == "failed" and (prior.get("error") or {}).get("code") == "206"
 
 
 def _decoded(raw: bytes, charset: str | None) -> str | None:

@@ -30,6 +30,13 @@ async def test_a_frame_without_start_block_is_kept_whole() -> None:
     assert await read_frame(_reader(b"MSH|x\r\x1c\r")) == b"MSH|x\r"
 
 
+async def test_an_abandoned_frame_is_not_merged_into_the_next() -> None:
+    # <VT> cut short, then a fresh <VT>: only the complete message is a frame.
+    reader = _reader(b"\x0bMSH|cut sh\x0bMSH|whole\r\x1c\r")
+    assert await read_frame(reader) == b"MSH|whole\r"
+    assert await read_frame(reader) is None
+
+
 async def test_end_of_stream_inside_a_frame_is_an_error() -> None:
     with pytest.raises(FramingError) as caught:
         await read_frame(_reader(b"\x0bMSH|cut short"))

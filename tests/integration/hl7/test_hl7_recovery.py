@@ -52,6 +52,30 @@ async def test_running_a_message_again_is_idempotent(intake: Intake) -> None:
     assert len(patients["entry"]) == 1
 
 
+async def test_a_resend_after_a_retry_later_ae_is_applied(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store conflict answers AE 206 ("retry later"): the resend must not get that AE back.
+    from fhir_server.hl7 import processor as module
+    from fhir_server.resources import errors
+
+    real = module.BundleProcessor.process
+
+    async def busy(*args: object, **kwargs: object) -> None:
+        raise errors.conflict("version conflict")
+
+    monkeypatch.setattr(module.BundleProcessor, "process", busy)
+    raw = oru_r01("LAB650", "MRN-650")
+    first = (await intake.post(raw)).text.split("\r")
+    assert first[1].startswith("MSA|AE|LAB650|") and "|206^" in first[2]
+    monkeypatch.setattr(module.BundleProcessor, "process", real)
+    second = await intake.post(raw)
+    assert second.text.split("\r")[1] == "MSA|AA|LAB650"
+    assert await _observation_count(intake) == 5
+    third = await intake.post(raw)  # now an ordinary replay: the AA again, byte for byte
+    assert third.text == second.text
+
+
 async def test_sender_charset_fixed_then_reprocessed(intake: Intake) -> None:
     raw = euc_kr_a04("KR1", "MRN-KR1")
     first = await intake.post(raw)

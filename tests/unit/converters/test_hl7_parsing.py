@@ -40,6 +40,14 @@ def test_hex_escape_uses_message_charset() -> None:
     assert patient["name"][0]["family"] == "홍"
 
 
+def test_hex_escape_uses_the_first_msh18_repetition() -> None:
+    # MSH-18 repeats (a second charset for the rest of the message); the first one decodes.
+    text = raw("own/euc_kr.hl7").replace("홍".encode("euc-kr"), b"\\XC8AB\\")
+    text = text.replace(b"|KS X 1001", b"|KS X 1001~UNICODE UTF-8", 1)
+    patient = one(convert(text).bundle, "Patient")
+    assert patient["name"][0]["family"] == "홍"
+
+
 def test_latin1_and_ascii() -> None:
     latin = converted("own/latin1.hl7")
     assert one(latin.bundle, "Patient")["name"] == [{"family": "Müller", "given": ["Jürgen"]}]
