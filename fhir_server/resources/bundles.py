@@ -12,10 +12,10 @@ import orjson
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets, targets_of
 from fhir_server.resources.auditing import AuditTrail
-from fhir_server.resources.meta import from_json, new_id
+from fhir_server.resources.meta import new_id
 from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
-from fhir_server.resources.service import ResourceService, apply_json_patch
+from fhir_server.resources.service import ResourceService
 from fhir_server.storage.base import RecordWrite
 
 _INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -270,17 +270,13 @@ class BundleProcessor:
                 raise errors.bad_request(
                     "PATCH entries need Type/id or Type?criteria", "Bundle.entry.request.url"
                 )
-            current = await self.service.read(rtype, target)
-            operations = _patch_operations(entry.resource)
-            patched = apply_json_patch(from_json(current.body or b"{}"), operations)
-            if entry.if_match is not None:
-                plan.pinned = True
-            return await planner.update(
+            return await planner.patch(
                 plan,
-                _rewrite_references(patched, mapping),
-                resource_id=target,
-                if_match=entry.if_match if entry.if_match is not None else current.version,
-                method="PATCH",
+                rtype,
+                target,
+                _patch_operations(entry.resource),
+                if_match=entry.if_match,
+                rewrite=lambda patched: _rewrite_references(patched, mapping),
             )
         body = _rewrite_references(check_body(entry.resource, rtype), mapping)
         if rtype == "Provenance":

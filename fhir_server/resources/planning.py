@@ -8,10 +8,12 @@ parallel writers never lose an update and parallel conditional creates make one 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
+
+import jsonpatch
 
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard
@@ -271,6 +273,35 @@ class Planner:
         outcome = Outcome(201 if created else 200, stored, created=created)
         return plan.note("patch" if method == "PATCH" else "update", outcome, resource)
 
+    async def patch(
+        self,
+        plan: Plan,
+        resource_type: str,
+        resource_id: str,
+        operations: Any,
+        *,
+        if_match: int | None,
+        rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> Outcome:
+        """Apply a JSON Patch to the current version (``rewrite``: a transaction's ids)."""
+        current = await self.store.read(resource_type, resource_id)
+        if current is None:
+            raise errors.not_found(f"{resource_type}/{resource_id} is not known")
+        if current.body is None:
+            raise errors.gone(f"{resource_type}/{resource_id} was deleted")
+        patched = apply_json_patch(from_json(current.body), operations)
+        if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
+            raise errors.unprocessable("a patch may not change resourceType or id")
+        if if_match is not None:
+            plan.pinned = True
+        return await self.update(
+            plan,
+            rewrite(patched) if rewrite else patched,
+            resource_id=resource_id,
+            if_match=if_match if if_match is not None else current.version,
+            method="PATCH",
+        )
+
     async def conditional_update(
         self,
         plan: Plan,
@@ -347,3 +378,17 @@ class Planner:
                 plan.trail.add("delete", status=204, resource_type=resource_type)
             return outcome
         return await self.delete(plan, resource_type, found[0].id)
+
+
+def apply_json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
+    if not isinstance(operations, list):
+        raise errors.bad_request("a JSON Patch document is a JSON array of operations")
+    try:
+        patched = jsonpatch.JsonPatch(operations).apply(resource)
+    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPatchTestFailed) as exc:
+        raise errors.unprocessable("the patch does not apply to the current version") from exc
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
+        raise errors.bad_request("malformed JSON Patch operation") from exc
+    if not isinstance(patched, dict):
+        raise errors.unprocessable("the patch did not produce a resource")
+    return patched

@@ -6,13 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import jsonpatch
-
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets
 from fhir_server.resources.audit_batcher import AuditBatcher
 from fhir_server.resources.auditing import AuditTrail
-from fhir_server.resources.meta import from_json
 from fhir_server.resources.planning import Criteria, Outcome, Plan, Planner, check_body, check_type
 from fhir_server.search.errors import SearchError
 from fhir_server.search.parse import parse_search
@@ -287,19 +284,10 @@ class ResourceService:
         check_type(resource_type, writable=True)
 
         async def build(plan: Plan) -> Outcome:
-            return await self._amend(plan, resource_type, resource_id, provenance, patch(plan))
-
-        async def patch(plan: Plan) -> Outcome:
-            current = await self.read(resource_type, resource_id)
-            patched = apply_json_patch(from_json(current.body or b"{}"), operations)
-            if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
-                raise errors.unprocessable("a patch may not change resourceType or id")
-            version = if_match if if_match is not None else current.version
-            if if_match is not None:
-                plan.pinned = True
-            return await self.planner.update(
-                plan, patched, resource_id=resource_id, if_match=version, method="PATCH"
+            change = self.planner.patch(
+                plan, resource_type, resource_id, operations, if_match=if_match
             )
+            return await self._amend(plan, resource_type, resource_id, provenance, change)
 
         result: Outcome = await self.run(build, trail=trail)
         return result
@@ -328,20 +316,6 @@ class ResourceService:
             trail=trail,
         )
         return result
-
-
-def apply_json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:
-    if not isinstance(operations, list):
-        raise errors.bad_request("a JSON Patch document is a JSON array of operations")
-    try:
-        patched = jsonpatch.JsonPatch(operations).apply(resource)
-    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPatchTestFailed) as exc:
-        raise errors.unprocessable("the patch does not apply to the current version") from exc
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as exc:
-        raise errors.bad_request("malformed JSON Patch operation") from exc
-    if not isinstance(patched, dict):
-        raise errors.unprocessable("the patch did not produce a resource")
-    return patched
 
 
 async def guard(awaitable: Awaitable[T]) -> T:

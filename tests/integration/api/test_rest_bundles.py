@@ -155,3 +155,20 @@ async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
         },
     )
     assert (await any_client.post("/fhir", json=missing)).status_code == 404
+
+
+async def test_a_patch_entry_may_not_change_type_or_id(any_client: httpx.AsyncClient) -> None:
+    await any_client.put("/fhir/Patient/p9", json={**PATIENT, "id": "p9"})
+    for patch in (
+        [{"op": "replace", "path": "/resourceType", "value": "Observation"}],
+        [{"op": "replace", "path": "/id", "value": "other"}],
+    ):
+        binary = {
+            "resourceType": "Binary",
+            "contentType": "application/json-patch+json",
+            "data": base64.b64encode(orjson.dumps(patch)).decode(),
+        }
+        tx = bundle("transaction", entry("PATCH", "Patient/p9", binary))
+        assert (await any_client.post("/fhir", json=tx)).status_code == 422
+    assert (await any_client.get("/fhir/Observation/p9")).status_code == 404
+    assert (await any_client.get("/fhir/Patient/p9")).json()["meta"]["versionId"] == "1"
