@@ -1,5 +1,8 @@
 """``medicore backup`` and ``medicore restore``: what ops/backup.sh and cron call.
 
+Registered on the ``medicore`` command (``fhir_server.cli``), which is also how to run them
+without an installed entry point: ``python -m fhir_server.cli backup ...``.
+
 Exit codes: 0 done; 1 failed (message on stderr); 3 restore refused (store not empty,
 no ``--force``); 4 checksum or archive damage; 5 restored data does not match the
 manifest or the audit chain does not verify. Messages never carry resource content.
@@ -122,16 +125,3 @@ def _restore(args: argparse.Namespace) -> int:
     }
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fhir_server.cli_ops backup|restore ...`` (same as ``medicore ...``)."""
-    parser = argparse.ArgumentParser(prog="medicore", description="MediCore backup and restore")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    code: int = args.handler(args)
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -45,7 +45,7 @@ PY
     fi
 }
 
-# 1. readiness (store reachable and writable, disk, MLLP, audit: whatever the server checks)
+# 1. readiness (store reachable and writable, disk, MLLP: whatever the server checks)
 code="$(http_get "$url/health/ready")"
 case "$code" in
     200) notes+=("ready") ;;

@@ -50,12 +50,12 @@ def write_archive(
 ) -> Path:
     """Write the archive and its checksum file atomically; returns the archive path."""
     mode = COMPRESSIONS[compression][0]
-    target_dir.mkdir(parents=True, exist_ok=True)
     final = _free_name(target_dir / name)
     partial = final.with_name(final.name + ".partial")
     manifest_file = payload.with_name(MANIFEST_NAME)
-    manifest_file.write_bytes(manifest.to_json())
     try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        manifest_file.write_bytes(manifest.to_json())
         with tarfile.open(partial, f"w:{mode}") as tar:  # type: ignore[call-overload]
             tar.add(manifest_file, arcname=MANIFEST_NAME)
             tar.add(payload, arcname=manifest.payload)
@@ -78,9 +78,12 @@ def verify_checksum(archive: Path) -> str:
         raise BackupError(f"no such archive: {archive}")
     if not sidecar.is_file():
         raise ChecksumMismatch(f"checksum file missing: {sidecar.name}")
-    expected = sidecar.read_text().split()[0] if sidecar.read_text().strip() else ""
-    actual = sha256_file(archive)
-    if actual != expected:
+    try:
+        words = sidecar.read_bytes().split()
+        actual = sha256_file(archive)
+    except OSError as exc:
+        raise BackupError(f"cannot read {archive.name}: {exc.strerror}") from exc
+    if not words or words[0].decode("ascii", "replace") != actual:
         raise ChecksumMismatch(f"checksum mismatch for {archive.name}: the archive is corrupt")
     return actual
 
@@ -103,17 +106,6 @@ def unpack(archive: Path, into: Path) -> tuple[Manifest, Path]:
     if sha256_file(payload) != manifest.payload_sha256:
         raise ChecksumMismatch("the payload does not match the manifest checksum")
     return manifest, payload
-
-
-def read_manifest(archive: Path) -> Manifest:
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            member = tar.extractfile(MANIFEST_NAME)
-            if member is None:
-                raise BackupError("the archive has no manifest")
-            return Manifest.from_json(member.read())
-    except (tarfile.TarError, KeyError, EOFError, ValueError, OSError) as exc:
-        raise ChecksumMismatch(f"cannot read {archive.name}: the archive is damaged") from exc
 
 
 def _free_name(path: Path) -> Path:

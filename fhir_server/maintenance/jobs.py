@@ -23,7 +23,7 @@ from fhir_server.maintenance.archive import (
     write_archive,
 )
 from fhir_server.maintenance.manifest import Inventory, Manifest, sha256_file
-from fhir_server.maintenance.rotation import copy_to, rotate
+from fhir_server.maintenance.rotation import check_keep_days, copy_to, rotate
 from fhir_server.storage import store_from_uri
 
 RestoreCheck = Callable[[str, Manifest], Awaitable[str | None]]
@@ -101,8 +101,9 @@ async def backup(
 ) -> BackupResult:
     """Snapshot the store online into ``to``; rotate; copy to ``copy_dir`` if given."""
     kind = store_kind(uri)
+    check_keep_days(keep_days)  # before the snapshot, not after the archive is written
     when = now or datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix=".medicore-backup-", dir=_scratch(to)) as scratch:
+    with _scratch(to, prefix=".medicore-backup-") as scratch:
         work = Path(scratch)
         if kind == "sqlite":
             payload = work / "medicore.db"
@@ -157,9 +158,7 @@ async def restore(
         raise StoreNotEmpty(
             "the target store is not empty; stop the server and pass --force to overwrite it"
         )
-    with tempfile.TemporaryDirectory(
-        prefix=".medicore-restore-", dir=_scratch(archive.parent)
-    ) as scratch:
+    with _scratch(archive.parent, prefix=".medicore-restore-") as scratch:
         manifest, payload = await asyncio.to_thread(unpack, archive, Path(scratch))
         if manifest.store_kind != kind:
             raise BackupError(f"this is a {manifest.store_kind} backup; the target is {kind}")
@@ -181,7 +180,10 @@ async def restore(
     return result
 
 
-def _scratch(near: Path) -> Path:
-    """Unpack next to the data, not in a small /tmp."""
-    near.mkdir(parents=True, exist_ok=True)
-    return near
+def _scratch(near: Path, *, prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A scratch directory next to the data (not in a small /tmp); ``BackupError`` if none."""
+    try:
+        near.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=prefix, dir=near)
+    except OSError as exc:
+        raise BackupError(f"cannot write in {near}: {exc.strerror}") from exc

@@ -68,11 +68,28 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: bytes) -> Manifest:
+        """Raise ``ValueError`` for anything but a well-formed manifest of this format."""
         raw = orjson.loads(data)
         if not isinstance(raw, dict) or raw.get("format_version") != FORMAT_VERSION:
             raise ValueError("not a MediCore backup manifest of a known format")
-        raw["inventory"] = Inventory(**raw["inventory"])
-        return cls(**raw)
+        try:
+            raw["inventory"] = Inventory(**raw["inventory"])
+            manifest = cls(**raw)
+        except (KeyError, TypeError) as exc:  # missing, unknown or non-mapping fields
+            raise ValueError("the backup manifest is malformed") from exc
+        inv = manifest.inventory
+        counts_ok = all(
+            isinstance(c, dict) and all(isinstance(n, int) for n in c.values())
+            for c in (inv.resources, inv.versions, inv.records)
+        )
+        if not (
+            counts_ok
+            and isinstance(inv.audit_head, dict | None)
+            and isinstance(manifest.payload, str)
+            and isinstance(manifest.store_kind, str)
+        ):
+            raise ValueError("the backup manifest is malformed")
+        return manifest
 
 
 def sha256_file(path: Path) -> str:

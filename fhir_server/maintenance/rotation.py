@@ -15,6 +15,12 @@ from fhir_server.maintenance.archive import (
 )
 
 
+def check_keep_days(keep_days: int) -> None:
+    """Refuse a retention that would delete every archive but the newest at once."""
+    if keep_days < 1:
+        raise BackupError("--keep-days must be at least 1")
+
+
 def rotate(directory: Path, *, keep_days: int, now: datetime | None = None) -> list[Path]:
     """Delete MediCore archives (and their checksum files) older than ``keep_days``.
 
@@ -22,8 +28,7 @@ def rotate(directory: Path, *, keep_days: int, now: datetime | None = None) -> l
     a restore from tape changes mtimes). Foreign files are never touched, and the newest
     archive is always kept, however old, so a stopped backup job never empties the folder.
     """
-    if keep_days < 1:
-        raise BackupError("--keep-days must be at least 1")
+    check_keep_days(keep_days)
     now = now or datetime.now(UTC)
     cutoff = now - timedelta(days=keep_days)
     dated = sorted(

@@ -47,7 +47,10 @@ def snapshot(live: Path, dest: Path) -> None:
 
 def restore(snapshot_file: Path, target: Path) -> None:
     """Replace the whole content of ``target`` with ``snapshot_file`` (WAL-safe)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(f"cannot create {target.parent}: {exc.strerror}") from exc
     try:
         with _connect(snapshot_file, readonly=True) as src, _connect(target, readonly=False) as dst:
             src.backup(dst)

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from fhir_server.hl7.inbox import KIND as HL7_INBOX_KIND
 from fhir_server.observability.health import (
     CheckFailed,
     HealthRegistry,
@@ -28,7 +29,7 @@ from fhir_server.observability.health import (
     disk_space_check,
     store_writable_check,
 )
-from fhir_server.observability.logs import configure_logging, get_logger, log_event
+from fhir_server.observability.logs import configure_logging, get_logger
 from fhir_server.observability.metrics import Metrics
 from fhir_server.observability.middleware import ObservabilityMiddleware
 from fhir_server.observability.settings import ObservabilitySettings
@@ -44,7 +45,6 @@ __all__ = [
     "configure_logging",
     "get_logger",
     "install_observability",
-    "log_event",
     "unwrap",
 ]
 
@@ -113,9 +113,6 @@ def install_observability(
     obs = Observability(metrics=metrics, health=health, settings=obs_settings)
     app.state.observability = obs
     return obs
-
-
-HL7_INBOX_KIND = "hl7_inbox"  # fhir_server.hl7.inbox.KIND, not imported: no dependency
 
 
 def _dead_letter_refresher(store: Any, metrics: Metrics) -> Callable[[], Awaitable[None]]:

@@ -6,19 +6,11 @@ from typing import Any
 
 from starlette.types import Scope
 
+from fhir_server.resources.meta import SUPPORTED_TYPES
+
 # Types the server serves; anything else in ``{resource_type}`` is reported as "other"
 # so a client probing random paths cannot grow the label set.
-KNOWN_TYPES = frozenset(
-    {
-        "Patient",
-        "Encounter",
-        "MedicationRequest",
-        "Observation",
-        "Provenance",
-        "AuditEvent",
-        "Bundle",
-    }
-)
+KNOWN_TYPES = frozenset(SUPPORTED_TYPES)
 
 _INTERACTIONS: dict[tuple[str, str], str] = {
     ("GET", "/fhir/metadata"): "capabilities",

@@ -65,10 +65,3 @@ def configure_logging(*, level: str = "INFO", stream: IO[str] | None = None) -> 
 def get_logger(name: str) -> logging.Logger:
     """A logger under ``medicore.`` so it shares the JSON handler."""
     return logging.getLogger(f"{ROOT_LOGGER}.{name}")
-
-
-def log_event(
-    logger: logging.Logger, event: str, *, level: int = logging.INFO, **fields: Any
-) -> None:
-    """``log_event(log, "hl7_rejected", message_type="ORU^R01")``: structured and PHI-free."""
-    logger.log(level, event, extra={"fields": fields})

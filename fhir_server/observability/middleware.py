@@ -20,6 +20,7 @@ from fhir_server.observability.metrics import Metrics
 from fhir_server.resources.meta import new_id
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _UNLOGGED = frozenset({"/metrics", "/health/live", "/health/ready"})
 
@@ -59,8 +60,9 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw_id = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode())
+        raw_id = next((v for k, v in scope.get("headers", ()) if k == _REQUEST_ID_KEY), None)
         request_id = accepted_request_id(raw_id)
+        id_header = (_REQUEST_ID_KEY, request_id.encode())
         token = request_id_var.set(request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
@@ -71,11 +73,9 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() != REQUEST_ID_HEADER.encode()
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != _REQUEST_ID_KEY
                 ]
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                headers.append(id_header)
                 message["headers"] = headers
             await send(message)
 
@@ -91,12 +91,17 @@ class ObservabilityMiddleware:
         template = labels.route_template(scope)
         interaction = labels.interaction(scope["method"], template)
         rtype = labels.resource_type(scope)
-        self.metrics.requests.labels(interaction, rtype, str(status)).inc()
+        status_label = str(status)
+        self.metrics.requests.labels(interaction, rtype, status_label).inc()
         self.metrics.request_latency.labels(interaction, rtype).observe(seconds)
         if status >= 400:
-            self.metrics.errors.labels(str(status)).inc()
+            self.metrics.errors.labels(status_label).inc()
         if template in _UNLOGGED and status < 400:
             return
+        level = logging.WARNING if status >= 500 else logging.INFO
+        slow = seconds * 1000 >= self.slow_ms
+        if not slow and not access_log.isEnabledFor(level):
+            return  # no log line will be written: build none of its fields
         duration_ms = round(seconds * 1000, 2)
         fields: dict[str, Any] = {
             "method": scope["method"],
@@ -107,9 +112,8 @@ class ObservabilityMiddleware:
             "duration_ms": duration_ms,
             **_principal_fields(scope),
         }
-        level = logging.WARNING if status >= 500 else logging.INFO
         access_log.log(level, "request", extra={"fields": fields})
-        if duration_ms >= self.slow_ms:
+        if slow:
             slow_log.warning(
                 "slow_request",
                 extra={

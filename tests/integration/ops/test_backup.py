@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server import cli_ops
+from fhir_server import cli, cli_ops
 from fhir_server.maintenance import (
     ChecksumMismatch,
     RestoreCheckFailed,
@@ -163,35 +163,124 @@ def test_cli_exit_codes_and_messages(
     monkeypatch.setenv("MEDICORE_DATA_DIR", str(tmp_path / "data"))  # no key file there
     monkeypatch.setenv("MEDICORE_AUDIT_KEY", "cli-test-key")
     store = f"sqlite:///{live}"
-    assert cli_ops.main(["backup", "--to", str(tmp_path / "b"), "--store", store]) == 0
+    assert cli.main(["backup", "--to", str(tmp_path / "b"), "--store", store]) == 0
     archive = next((tmp_path / "b").glob("*.tar.gz"))
     assert str(archive) in capsys.readouterr().out
 
-    assert cli_ops.main(["restore", str(archive), "--store", store]) == cli_ops.EXIT_REFUSED
+    assert cli.main(["restore", str(archive), "--store", store]) == cli_ops.EXIT_REFUSED
     assert "--force" in capsys.readouterr().err
 
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
-    assert cli_ops.main(["restore", str(archive), "--store", fresh]) == 0
+    assert cli.main(["restore", str(archive), "--store", fresh]) == 0
     assert '"counts_match": true' in capsys.readouterr().out
 
     # The chain is verified with the server's key, which is never in the backup.
     monkeypatch.setenv("MEDICORE_AUDIT_KEY", "another-key")
     wrong = f"sqlite:///{tmp_path / 'wrong.db'}"
-    assert cli_ops.main(["restore", str(archive), "--store", wrong]) == cli_ops.EXIT_MISMATCH
+    assert cli.main(["restore", str(archive), "--store", wrong]) == cli_ops.EXIT_MISMATCH
     assert "position 1" in capsys.readouterr().err
     monkeypatch.delenv("MEDICORE_AUDIT_KEY")
     keyless = f"sqlite:///{tmp_path / 'keyless.db'}"
-    assert cli_ops.main(["restore", str(archive), "--store", keyless]) == cli_ops.EXIT_MISMATCH
+    assert cli.main(["restore", str(archive), "--store", keyless]) == cli_ops.EXIT_MISMATCH
     assert "audit key not found" in capsys.readouterr().err
 
     archive.write_bytes(archive.read_bytes()[:-10])
     other = f"sqlite:///{tmp_path / 'other.db'}"
-    assert cli_ops.main(["restore", str(archive), "--store", other]) == cli_ops.EXIT_CORRUPT
+    assert cli.main(["restore", str(archive), "--store", other]) == cli_ops.EXIT_CORRUPT
     assert "corrupt" in capsys.readouterr().err
 
     missing = f"sqlite:///{tmp_path / 'nope.db'}"
-    code = cli_ops.main(["backup", "--to", str(tmp_path / "b2"), "--store", missing])
+    code = cli.main(["backup", "--to", str(tmp_path / "b2"), "--store", missing])
     assert code == cli_ops.EXIT_FAILED
     err = capsys.readouterr().err
     assert err.startswith("medicore: backup failed:") and "does not exist" in err
     assert not list((tmp_path / "b2").glob("*.partial"))
+
+
+def _tar_with_manifest(path: Path, manifest: bytes) -> Path:
+    """A gzip tar holding only ``manifest.json``, with a matching checksum file."""
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    checksum_path(path).write_text(f"{sha256_file(path)}  {path.name}\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b'{"format_version": 1, "inventory": {"unknown": 1}}',
+        b'{"format_version": 1, "inventory": []}',
+        b'{"format_version": 1, "created": "x", "store_kind": "sqlite", "payload": 5,'
+        b' "payload_sha256": "0", "payload_bytes": 1, "inventory": {}, "counts_exact": true}',
+        b'{"format_version": 1, "created": "x", "store_kind": "sqlite", "payload": "p",'
+        b' "payload_sha256": "0", "payload_bytes": 1, "inventory": {"versions": "x"},'
+        b' "counts_exact": true}',
+    ],
+)
+def test_restore_of_a_malformed_manifest_is_damage_not_a_crash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], manifest: bytes
+) -> None:
+    archive = _tar_with_manifest(tmp_path / "medicore-sqlite-20260101T000000Z.tar.gz", manifest)
+    store = f"sqlite:///{tmp_path / 'target.db'}"
+    assert cli.main(["restore", str(archive), "--store", store]) == cli_ops.EXIT_CORRUPT
+    assert "damaged" in capsys.readouterr().err
+    assert not (tmp_path / "target.db").exists()
+
+
+def test_restore_of_garbage_files_gives_a_message_and_an_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'target.db'}"
+    missing = tmp_path / "nothing-here.tar.gz"
+    assert cli.main(["restore", str(missing), "--store", store]) == cli_ops.EXIT_FAILED
+    assert "no such archive" in capsys.readouterr().err
+
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"not an archive at all")
+    checksum_path(garbage).write_bytes(b"\xff\xfe binary \x00")  # not even text
+    assert cli.main(["restore", str(garbage), "--store", store]) == cli_ops.EXIT_CORRUPT
+    assert "checksum mismatch" in capsys.readouterr().err
+
+    checksum_path(garbage).write_text(f"{sha256_file(garbage)}  garbage.tar.gz\n")
+    assert cli.main(["restore", str(garbage), "--store", store]) == cli_ops.EXIT_CORRUPT
+    assert "damaged" in capsys.readouterr().err
+    assert not (tmp_path / "target.db").exists()
+
+
+def test_backup_to_an_unusable_place_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = tmp_path / "live.db"
+    asyncio.run(_store_with(live, 1))
+    store = f"sqlite:///{live}"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for target in (a_file, a_file / "below"):
+        code = cli.main(["backup", "--to", str(target), "--store", store])
+        assert code == cli_ops.EXIT_FAILED
+        err = capsys.readouterr().err
+        assert err.startswith("medicore: backup failed: cannot write in") and "Traceback" not in err
+
+    # A bad retention is refused before anything is written.
+    out = tmp_path / "out"
+    code = cli.main(["backup", "--to", str(out), "--store", store, "--keep-days", "0"])
+    assert code == cli_ops.EXIT_FAILED
+    assert "--keep-days" in capsys.readouterr().err
+    assert not list(out.glob("medicore-*"))
+
+
+def test_restore_into_an_unusable_place_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = tmp_path / "live.db"
+    asyncio.run(_store_with(live, 1))
+    assert cli.main(["backup", "--to", str(tmp_path / "b"), "--store", f"sqlite:///{live}"]) == 0
+    archive = next((tmp_path / "b").glob("*.tar.gz"))
+    capsys.readouterr()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    target = f"sqlite:///{a_file / 'medicore.db'}"
+    assert cli.main(["restore", str(archive), "--store", target]) == cli_ops.EXIT_FAILED
+    assert capsys.readouterr().err.startswith("medicore: restore failed:")

@@ -43,7 +43,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     asyncio.run(load())
     (tmp_path / "alert").mkdir()
     return {
-        "MEDICORE_CMD": f"{sys.executable} -m fhir_server.cli_ops",
+        "MEDICORE_CMD": f"{sys.executable} -m fhir_server.cli",
         "MEDICORE_STORE": f"sqlite:///{live}",
         "MEDICORE_AUDIT_KEY": "script-key",
         "MEDICORE_BACKUP_DIR": str(tmp_path / "backups"),
