@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -26,6 +27,22 @@ from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 from profiles import Validator
 from profiles.validator import KRCORE_DIR, MEDICORE_DIR
+
+
+def build_service(settings: Settings, store: Store) -> ResourceService:
+    """The service as configured (search definitions, profiles): the server and the
+    operator commands that write (``medicore hl7 reprocess``) must validate alike."""
+    registry = (
+        SearchRegistry.load(*map(Path, settings.search_parameters_dirs))
+        if settings.search_parameters_dirs
+        else SearchRegistry.default()
+    )
+    validator = Validator(
+        (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
+        mandatory=settings.mandatory_profiles,
+        reject_unknown_profiles=settings.reject_unknown_profiles,
+    )
+    return ResourceService(store, registry, validator=validator, max_count=settings.max_page_size)
 
 
 def create_app(
@@ -51,7 +68,7 @@ def create_app(
             ),
             metrics=metrics,
         )
-    registry = SearchRegistry.default()
+    service = build_service(settings, the_store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,7 +76,9 @@ def create_app(
         if demo:
             await seed_demo_accounts(the_store)
         indexer = asyncio.create_task(
-            index_audit_forever(the_store, interval=settings.audit_index_interval)
+            index_audit_forever(
+                the_store, registry=service.registry, interval=settings.audit_index_interval
+            )
         )
         try:
             yield
@@ -78,16 +97,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = the_store
-    app.state.registry = registry
+    app.state.registry = service.registry
     app.state.base_url = settings.base_url
-    validator = Validator(
-        (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
-        mandatory=settings.mandatory_profiles,
-        reject_unknown_profiles=settings.reject_unknown_profiles,
-    )
-    app.state.service = ResourceService(
-        the_store, registry, validator=validator, max_count=settings.max_page_size
-    )
+    app.state.service = service
     install_error_handlers(app)
     app.include_router(capability.router)
     install_security(app, settings, the_store)

@@ -9,6 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
+from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
 from fhir_server.storage.base import Store, StoreError
 
@@ -42,7 +43,7 @@ def check_audit_allowed(settings: Settings) -> None:
         raise SystemExit("authentication cannot be disabled when MEDICORE_ENV=production")
 
 
-async def index_audit_forever(store: Store, *, interval: float) -> None:
+async def index_audit_forever(store: Store, *, registry: SearchRegistry, interval: float) -> None:
     """Index newly recorded AuditEvents every ``interval`` seconds until cancelled.
 
     Chunks are small and followed by a pause as long as the chunk took, so indexing never
@@ -55,6 +56,6 @@ async def index_audit_forever(store: Store, *, interval: float) -> None:
         with contextlib.suppress(StoreError):
             while True:
                 started = loop.time()
-                if await store.index_audit() == 0:
+                if await store.index_audit(registry=registry) == 0:
                     break
                 await asyncio.sleep(loop.time() - started)

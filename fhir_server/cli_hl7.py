@@ -83,11 +83,10 @@ def _store_argument(parser: argparse.ArgumentParser) -> None:
 
 
 async def _with_processor(args: argparse.Namespace, work: Any) -> int:
+    from fhir_server.app import build_service
     from fhir_server.audit_setup import load_audit_key
     from fhir_server.hl7 import hl7_audit
     from fhir_server.hl7.processor import Hl7Processor
-    from fhir_server.resources.service import ResourceService
-    from fhir_server.search.registry import SearchRegistry
     from fhir_server.settings import Settings
     from fhir_server.storage import store_from_uri
 
@@ -97,7 +96,7 @@ async def _with_processor(args: argparse.Namespace, work: Any) -> int:
     )
     await store.open()
     try:
-        service = ResourceService(store, SearchRegistry.default())
+        service = build_service(settings, store)
         base_url = settings.base_url or f"http://{settings.host}:{settings.port}/fhir"
         processor = Hl7Processor(
             service, settings=Hl7Settings(), base_url=base_url, audit=hl7_audit(settings)

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     # of a type must meet (JSON: {"Patient": "<url>"}), and whether an unknown claimed
     # profile is an error (default: a warning).
     profiles_dirs: list[str] = []
+    # Extra SearchParameter definitions (files or folders): searchable with no code.
+    search_parameters_dirs: list[str] = []
     mandatory_profiles: dict[str, str] = {}
     reject_unknown_profiles: bool = False
 

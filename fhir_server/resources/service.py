@@ -186,7 +186,7 @@ class ResourceService:
 
     async def catch_up_audit(self) -> None:
         """Index every AuditEvent recorded so far, so auditors see their own trail."""
-        while await guard(self.store.index_audit()) > 0:
+        while await guard(self.store.index_audit(registry=self.registry)) > 0:
             pass
 
     # -- writes ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from fhir_server.search.extract import IndexEntries
     from fhir_server.search.query import SearchQuery
+    from fhir_server.search.registry import SearchRegistry
 
 
 class StoreError(Exception):
@@ -169,7 +170,7 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Current (not deleted) resources per type."""
 
-    async def index_audit(self, *, limit: int = 2000) -> int:
+    async def index_audit(self, *, registry: SearchRegistry, limit: int = 200) -> int:
         """Make recorded AuditEvents searchable as resources; how many were indexed."""
 
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...

@@ -12,16 +12,15 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead
 from audit.events import fhir_instant
 from audit.sink import ChainConflict, check_follows
-from fhir_server.search.extract import extract_index
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
+from fhir_server.storage.audit_view import audit_event_write
 from fhir_server.storage.mongo_common import mapped_errors
 
 
@@ -41,20 +40,21 @@ def audit_doc(record: ChainedRecord, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def audit_resource_doc(doc: dict[str, Any]) -> dict[str, Any]:
-    """The searchable resource view of one chained AuditEvent."""
-    body = orjson.loads(doc["event"])
-    last_updated = doc["recorded"].replace("Z", "+00:00")
-    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
+def audit_resource_doc(doc: dict[str, Any], registry: SearchRegistry) -> dict[str, Any]:
+    """The searchable resource document of one chained AuditEvent."""
+    write = audit_event_write(
+        doc["event_id"], doc["recorded"], doc["event"].encode(), registry=registry
+    )
+    assert write.body is not None and write.index is not None
     return {
-        "_id": f"AuditEvent/{doc['event_id']}",
+        "_id": f"AuditEvent/{write.id}",
         "type": "AuditEvent",
-        "id": doc["event_id"],
+        "id": write.id,
         "version": 1,
-        "lastUpdated": last_updated,
+        "lastUpdated": write.last_updated,
         "deleted": False,
-        "body": orjson.dumps(body).decode(),
-        "idx": mongo_search.index_document(extract_index(body, SearchRegistry.default())),
+        "body": write.body.decode(),
+        "idx": mongo_search.index_document(write.index),
     }
 
 
@@ -104,7 +104,7 @@ class MongoAuditSink:
             high = await self.db.audit.find(query).sort("_id", DESCENDING).to_list(1)
         return (low[0]["_id"], high[0]["_id"]) if low and high else None
 
-    async def index_audit(self, *, limit: int = 2000) -> int:
+    async def index_audit(self, *, registry: SearchRegistry, limit: int = 200) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         async with mapped_errors():
             marker = await self.db.counters.find_one({"_id": "audit_indexed"})
@@ -115,7 +115,7 @@ class MongoAuditSink:
                 return 0
             for doc in page:
                 with contextlib.suppress(DuplicateKeyError):
-                    await self.db.resources.insert_one(audit_resource_doc(doc))
+                    await self.db.resources.insert_one(audit_resource_doc(doc, registry))
             await self.db.counters.update_one(
                 {"_id": "audit_indexed"}, {"$max": {"value": page[-1]["_id"]}}, upsert=True
             )

@@ -18,9 +18,9 @@ import orjson
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
 from audit.sink import check_follows
-from fhir_server.search.extract import extract_index
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import sqlite_search
+from fhir_server.storage.audit_view import audit_event_write
 from fhir_server.storage.base import VersionWrite
 from fhir_server.storage.sqlite_engine import SqliteEngine
 
@@ -134,13 +134,14 @@ class SqliteAuditSink(SqliteEngine):
             lambda conn: bounds(conn, since=fhir_instant(since), until=fhir_instant(until))
         )
 
-    async def index_audit(self, *, limit: int = 200) -> int:
+    async def index_audit(self, *, registry: SearchRegistry, limit: int = 200) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         waiting = await self._read(lambda conn: pending(conn, limit=limit))
         if not waiting:
             return 0
         prepared = [
-            audit_resource(event_id, recorded, event) for _, event_id, recorded, event in waiting
+            audit_event_write(event_id, recorded, event, registry=registry)
+            for _, event_id, recorded, event in waiting
         ]
         upto = waiting[-1][0]
 
@@ -161,23 +162,6 @@ class SqliteAuditSink(SqliteEngine):
 
         await self._write(insert)
         return len(waiting)
-
-
-def audit_resource(event_id: str, recorded: str, event_json: bytes) -> VersionWrite:
-    """The searchable resource view of one chained AuditEvent."""
-    body = event_body(event_json)
-    last_updated = recorded.replace("Z", "+00:00")
-    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
-    return VersionWrite(
-        resource_type="AuditEvent",
-        id=event_id,
-        version=1,
-        expected_version=0,
-        last_updated=last_updated,
-        method="POST",
-        body=orjson.dumps(body),
-        index=extract_index(body, SearchRegistry.default()),
-    )
 
 
 def insert_resource(conn: sqlite3.Connection, write: VersionWrite) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,30 @@ async def test_a_mandatory_profile_is_enforced_on_writes(tmp_path: Path) -> None
         mrn = {"system": "urn:medicore:mrn", "value": "0001"}
         ok = await c.post("/fhir/Patient", json={"resourceType": "Patient", "identifier": [mrn]})
         assert ok.status_code == 201, ok.text
+
+
+async def test_a_custom_search_parameter_file_is_searchable(tmp_path: Path) -> None:
+    definition = {
+        "resourceType": "SearchParameter",
+        "url": "https://medicore.example.org/fhir/SearchParameter/patient-nickname",
+        "name": "nickname",
+        "status": "active",
+        "code": "nickname",
+        "base": ["Patient"],
+        "type": "string",
+        "expression": "Patient.name.where(use='nickname').given",
+    }
+    folder = tmp_path / "params"
+    folder.mkdir()
+    (folder / "nickname.json").write_text(json.dumps(definition))
+    async for c in _client("sqlite", tmp_path, search_parameters_dirs=[str(folder)]):
+        names = [{"use": "nickname", "given": ["Bongsu"]}, {"family": "Kim"}]
+        await c.post("/fhir/Patient", json={"resourceType": "Patient", "name": names})
+        await c.post(
+            "/fhir/Patient", json={"resourceType": "Patient", "name": [{"given": ["Bongsu"]}]}
+        )
+        found = (await c.get("/fhir/Patient?nickname=bong")).json()
+        assert [e["resource"]["name"][0]["use"] for e in found["entry"]] == ["nickname"]
+        meta = (await c.get("/fhir/metadata")).json()
+        patient = next(r for r in meta["rest"][0]["resource"] if r["type"] == "Patient")
+        assert "nickname" in {p["name"] for p in patient["searchParam"]}
