@@ -10,7 +10,6 @@ than five minutes ahead; `jti` never seen before for that client. Every failure 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from auth.errors import InvalidScope, OAuthError
+from auth.errors import InvalidScope, InvalidToken, OAuthError
 from auth.scopes import ScopeSet
+from auth.tokens import unverified_parts
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS: tuple[str, ...] = ("RS384", "ES384")
@@ -67,9 +67,8 @@ def _invalid(description: str) -> OAuthError:
 def unverified_client_id(assertion: str) -> str:
     """The `iss` of an assertion, read before verification only to find the client."""
     try:
-        payload = jws.extract_compact(assertion.encode("ascii")).payload
-        iss = json.loads(payload).get("iss")
-    except (JoseError, ValueError, UnicodeError, AttributeError):
+        iss = unverified_parts(assertion)[1].get("iss")
+    except InvalidToken:
         raise _invalid("client assertion is not a JWT") from None
     if not isinstance(iss, str) or not iss:
         raise _invalid("client assertion has no iss")

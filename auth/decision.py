@@ -16,13 +16,13 @@ How the server uses it, per interaction:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from auth.compartment import in_patient_compartment
 from auth.errors import InvalidScope, InvalidToken
-from auth.roles import RoleTable
+from auth.roles import RoleCeiling, RoleTable
 from auth.scopes import ResourceScope, ScopeSet, SearchConstraint, letter_for
 
 
@@ -38,26 +38,38 @@ class Principal:
     fhir_user: str | None = None
     purpose_of_use: tuple[str, ...] = ()
     registered_scopes: ScopeSet | None = None  # ceiling of "registered-scopes" roles
+    #: The role's ceiling in the server's role table, resolved once at authentication so
+    #: that every decision on this principal uses the configured table, not the shipped one.
+    ceiling: RoleCeiling | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_claims(
-        cls, claims: Mapping[str, Any], *, registered_scopes: ScopeSet | None = None
+        cls,
+        claims: Mapping[str, Any],
+        *,
+        registered_scopes: ScopeSet | None = None,
+        roles: RoleTable | None = None,
     ) -> Principal:
-        """Build from verified access-token claims; bad scope text is an invalid token."""
+        """Build from verified access-token claims; bad scope text is an invalid token.
+
+        With `roles` (the server's table) the role's ceiling is resolved here, once.
+        """
         try:
             scopes = ScopeSet.parse(str(claims.get("scope", "")))
         except InvalidScope:
             raise InvalidToken("token carries an invalid scope") from None
         pou = claims.get("purpose_of_use", ())
+        role = str(claims.get("role", ""))
         return cls(
             subject=str(claims.get("sub", "")),
-            role=str(claims.get("role", "")),
+            role=role,
             client_id=str(claims.get("client_id", "")),
             scopes=scopes,
             patient=claims.get("patient") if isinstance(claims.get("patient"), str) else None,
             fhir_user=claims.get("fhirUser") if isinstance(claims.get("fhirUser"), str) else None,
             purpose_of_use=tuple(pou) if isinstance(pou, list | tuple) else (),
             registered_scopes=registered_scopes,
+            ceiling=None if roles is None else roles.ceiling(role, registered=registered_scopes),
         )
 
 
@@ -98,10 +110,13 @@ def decide(
     letter = letter_for(interaction)
     if principal is None:
         return _deny(401, "a valid bearer access token is required")
-    table = roles or default_roles()
-    if principal.role not in table:
-        return _deny(403, "the token's role is not recognized")
-    ceiling = table.ceiling(principal.role, registered=principal.registered_scopes)
+    if roles is None and principal.ceiling is not None:
+        ceiling = principal.ceiling  # an unknown role got an empty ceiling: denied below
+    else:
+        table = roles or default_roles()
+        if principal.role not in table:
+            return _deny(403, "the token's role is not recognized")
+        ceiling = table.ceiling(principal.role, registered=principal.registered_scopes)
     if not ceiling.permits(interaction, resource_type, resource):
         return _deny(
             403, f"role {principal.role!r} does not permit {interaction} on {resource_type}"
@@ -154,7 +169,10 @@ def decide_operation(
     """Whether `principal` may run a non-FHIR operation (e.g. "reindex", "backup")."""
     if principal is None:
         return _deny(401, "a valid bearer access token is required")
-    ceiling = (roles or default_roles()).ceiling(principal.role)
+    if roles is None and principal.ceiling is not None:
+        ceiling = principal.ceiling
+    else:
+        ceiling = (roles or default_roles()).ceiling(principal.role)
     if operation not in ceiling.operations:
         return _deny(403, f"role {principal.role!r} does not permit operation {operation!r}")
     return _allow("allowed")

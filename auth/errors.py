@@ -1,6 +1,7 @@
 """Auth error tree, so callers map failures to HTTP answers in one place.
 
     AuthError
+    ├── ConfigError       a role table, client or user definition is invalid (`expression`)
     ├── InvalidScope      a scope string that breaks the SMART grammar (-> invalid_scope)
     ├── InvalidToken      an access or id token that fails verification (-> 401)
     ├── KeyFileError      the signing-key directory is unusable (startup error)
@@ -14,6 +15,15 @@ from __future__ import annotations
 
 class AuthError(Exception):
     """Base of every error raised by the `auth` package."""
+
+
+class ConfigError(AuthError, ValueError):
+    """Invalid configuration; `expression` names the faulty field, `reason` says why."""
+
+    def __init__(self, expression: str, reason: str) -> None:
+        super().__init__(f"{expression}: {reason}")
+        self.expression = expression
+        self.reason = reason
 
 
 class InvalidScope(AuthError, ValueError):

@@ -25,12 +25,12 @@ def new_verifier() -> str:
 
 def is_valid_challenge(challenge: str, method: str | None) -> bool:
     """Whether `/auth/authorize` may accept this code_challenge / method pair."""
-    return method == "S256" and bool(_CHALLENGE.match(challenge))
+    return method == "S256" and bool(_CHALLENGE.fullmatch(challenge))
 
 
 def verify_s256(verifier: str, challenge: str) -> bool:
     """True when `verifier` (from the token request) matches the stored S256 challenge."""
-    if not _VERIFIER.match(verifier) or not _CHALLENGE.match(challenge):
+    if not _VERIFIER.fullmatch(verifier) or not _CHALLENGE.fullmatch(challenge):
         return False
     return hmac.compare_digest(s256_challenge(verifier), challenge)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auth.errors import AuthError
+from auth.errors import ConfigError
 from auth.scopes import LETTERS, ResourceScope, ScopeSet, letter_for
 
 DEFAULT_ROLES_FILE = Path(__file__).with_name("roles.json")
@@ -24,13 +24,8 @@ _ROLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{0,63}$")
 
 
-class RoleConfigError(AuthError, ValueError):
+class RoleConfigError(ConfigError):
     """The role table is malformed; `expression` points at the faulty JSON member."""
-
-    def __init__(self, expression: str, reason: str) -> None:
-        super().__init__(f"{expression}: {reason}")
-        self.expression = expression
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +102,12 @@ class RoleTable:
 
     def __init__(self, entries: Mapping[str, _RoleEntry]) -> None:
         self._entries = dict(entries)
+        # Staff ceilings never change: build them once, not on every decision.
+        self._staff = {
+            name: RoleCeiling(role=name, resources=e.resources, operations=e.operations)
+            for name, e in self._entries.items()
+            if not e.registered
+        }
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> RoleTable:
@@ -149,12 +150,12 @@ class RoleTable:
             return RoleCeiling(
                 role=role, operations=entry.operations, registered=registered or ScopeSet()
             )
-        return RoleCeiling(role=role, resources=entry.resources, operations=entry.operations)
+        return self._staff[role]
 
 
 def _parse_role(name: Any, spec: Any) -> _RoleEntry:
     where = f"roles.{name}"
-    if not isinstance(name, str) or not _ROLE_NAME.match(name):
+    if not isinstance(name, str) or not _ROLE_NAME.fullmatch(name):
         raise RoleConfigError(where, "role names are lower-case identifiers")
     if not isinstance(spec, Mapping):
         raise RoleConfigError(where, "expected an object")
@@ -172,7 +173,7 @@ def _parse_role(name: Any, spec: Any) -> _RoleEntry:
         raise RoleConfigError(f"{where}.resources", "expected an object of type -> letters")
     for type_, letters in resources.items():
         at = f"{where}.resources.{type_}"
-        if not isinstance(type_, str) or not _TYPE_NAME.match(type_):
+        if not isinstance(type_, str) or not _TYPE_NAME.fullmatch(type_):
             raise RoleConfigError(at, "expected a FHIR resource type name")
         ordered = "".join(ch for ch in LETTERS if isinstance(letters, str) and ch in letters)
         if not isinstance(letters, str) or not letters or letters != ordered:

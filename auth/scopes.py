@@ -94,7 +94,7 @@ class ResourceScope:
     @classmethod
     def parse(cls, text: str) -> ResourceScope:
         """Parse one resource scope, raising `InvalidScope` with the reason."""
-        m = _RESOURCE_SCOPE.match(text)
+        m = _RESOURCE_SCOPE.fullmatch(text)
         if m is None:
             raise InvalidScope(text, "expected (patient|user|system)/(Type|*).permissions")
         perm = m.group("perm")
@@ -143,7 +143,7 @@ def _parse_query(scope: str, text: str) -> tuple[tuple[str, str], ...]:
     except ValueError:
         raise InvalidScope(scope, "malformed query restriction") from None
     for name, value in pairs:
-        if not _PARAM_NAME.match(name) or not value:
+        if not _PARAM_NAME.fullmatch(name) or not value:
             raise InvalidScope(scope, "query restriction needs name=value token parameters")
     return tuple(sorted(pairs))
 

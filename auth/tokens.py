@@ -8,6 +8,7 @@ iat, iss and aud. Revocation is the caller's: it looks up the returned `jti`.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Collection, Mapping
@@ -119,10 +120,27 @@ def _header(token: str) -> dict[str, Any]:
         raise InvalidToken("token is not a compact JWS") from None
 
 
+def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload of a compact JWS, read before verification only to route it.
+
+    Anything that is not a JWS with a JSON-object payload (including JSON nested too deep
+    to parse) is an `InvalidToken`.
+    """
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        payload = json.loads(compact.payload)
+    except (JoseError, ValueError, UnicodeError, RecursionError):
+        raise InvalidToken("token is not a signed JWT") from None
+    if not isinstance(payload, dict):
+        raise InvalidToken("token is not a signed JWT")
+    return dict(compact.protected), payload
+
+
 def _verify(
     token: str,
     keys: KeySet,
     *,
+    header: Mapping[str, Any],
     algorithms: Collection[str],
     issuer: str,
     audience: str | None,
@@ -130,7 +148,6 @@ def _verify(
     leeway: int,
     essential: Collection[str],
 ) -> dict[str, Any]:
-    header = _header(token)
     if header.get("alg") not in algorithms:
         raise InvalidToken("token algorithm not allowed")
     options: dict[str, Any] = {name: {"essential": True} for name in essential}
@@ -157,12 +174,14 @@ def verify_access_token(
     leeway: int = 0,
 ) -> dict[str, Any]:
     """Claims of one of our own access tokens, or `InvalidToken` (answer 401)."""
-    kid = _header(token).get("kid")
+    header = _header(token)
+    kid = header.get("kid")
     if not isinstance(kid, str) or not ring.has_kid(kid):
         raise InvalidToken("token key id unknown")
     claims = _verify(
         token,
         ring.public_keyset(),
+        header=header,
         algorithms=SIGNING_ALGS,
         issuer=issuer,
         audience=audience,
@@ -208,6 +227,7 @@ class ExternalIssuer:
         claims = _verify(
             token,
             keys,
+            header=_header(token),
             algorithms=self.algorithms,
             issuer=self.issuer,
             audience=self.audience,
@@ -250,5 +270,6 @@ __all__ = [
     "KeyRing",
     "issue_access_token",
     "issue_id_token",
+    "unverified_parts",
     "verify_access_token",
 ]

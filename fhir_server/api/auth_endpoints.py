@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from auth.errors import OAuthError
 from fhir_server.api.auth_login import error_page, login_page
 from fhir_server.api.http import base_url
+from fhir_server.security.authenticate import challenge
 from fhir_server.security.authorize import (
     AuthorizePageError,
     AuthorizeRedirect,
@@ -28,6 +30,9 @@ from fhir_server.security.smart import endpoints, smart_configuration
 router = APIRouter(tags=["SMART authorization"])
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _LOGIN_FIELDS = ("username", "password", "patient")
+# OAuth forms are a dozen short fields; a signed assertion is a few KB.
+_MAX_FIELDS = 100
+_MAX_FIELD_BYTES = 64 * 1024
 
 
 def _ctx(request: Request) -> SecurityContext:
@@ -43,17 +48,31 @@ def _json(body: Mapping[str, Any], *, status: int = 200, cache: str | None = Non
 
 
 def _oauth_error(exc: OAuthError) -> Response:
-    return _json(exc.as_dict(), status=exc.status)
+    """RFC 6749 5.2 JSON; a 401 (RFC 9110) or refused bearer (RFC 6750) gets a challenge."""
+    response = _json(exc.as_dict(), status=exc.status)
+    bearer_error = exc.error in ("invalid_token", "insufficient_scope")
+    if bearer_error or exc.status == 401:
+        error = exc.error if bearer_error else None
+        response.headers["WWW-Authenticate"] = challenge(error, exc.description)
+    return response
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """The url-encoded body; repeated parameters are an `invalid_request` (RFC 6749 3.1)."""
+    """The url-encoded body as `_once` parameters."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "use application/x-www-form-urlencoded", 400)
-    form = await request.form()
+    try:
+        form = await request.form(max_fields=_MAX_FIELDS, max_part_size=_MAX_FIELD_BYTES)
+    except HTTPException as exc:  # Starlette's answer to an oversized or unparsable form
+        raise OAuthError("invalid_request", str(exc.detail), 400) from None
+    return _once(form.multi_items())
+
+
+def _once(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """Parameters as a dict; one given twice is an `invalid_request` (RFC 6749 3.1)."""
     out: dict[str, str] = {}
-    for key, value in form.multi_items():
+    for key, value in items:
         if key in out or not isinstance(value, str):
             raise OAuthError("invalid_request", f"parameter {key} given more than once", 400)
         out[key] = value
@@ -134,7 +153,9 @@ def _form_for(req: AuthorizeRequest, *, error: str | None = None, status: int = 
 @router.get("/auth/authorize")
 async def authorize(request: Request) -> Response:
     try:
-        req = await _checked(request, dict(request.query_params))
+        req = await _checked(request, _once(request.query_params.multi_items()))
+    except OAuthError as exc:
+        return error_page(exc.description)
     except AuthorizePageError as exc:
         return error_page(exc.description)
     except AuthorizeRedirect as exc:

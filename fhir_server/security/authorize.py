@@ -176,7 +176,7 @@ async def _patient(
     if not request.needs_patient:
         return None
     chosen = (patient or "").strip()
-    if not _PATIENT_ID.match(chosen):
+    if not _PATIENT_ID.fullmatch(chosen):
         raise LoginFailed("Enter the id of the patient to open.")
     stored = await ctx.repo.store.read("Patient", chosen)
     if stored is None or stored.deleted:

@@ -25,7 +25,7 @@ from auth.backend_services import (
     unverified_client_id,
     verify_client_assertion,
 )
-from auth.errors import InvalidScope, OAuthError
+from auth.errors import ConfigError, InvalidScope, OAuthError
 from auth.scopes import ScopeSet
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.jwks_fetch import JwksUnavailable
@@ -33,13 +33,8 @@ from fhir_server.security.jwks_fetch import JwksUnavailable
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
-class ClientConfigError(ValueError):
+class ClientConfigError(ConfigError):
     """A client registration is invalid; `expression` names the faulty field."""
-
-    def __init__(self, expression: str, reason: str) -> None:
-        super().__init__(f"{expression}: {reason}")
-        self.expression = expression
-        self.reason = reason
 
 
 def client_record(
@@ -54,7 +49,7 @@ def client_record(
     may_introspect: bool = False,
 ) -> dict[str, Any]:
     """Validate a registration and return the record to store (`ClientConfigError` if bad)."""
-    if not _CLIENT_ID.match(client_id):
+    if not _CLIENT_ID.fullmatch(client_id):
         raise ClientConfigError("client_id", "use letters, digits, '.', '_', ':' or '-'")
     if jwks is not None and jwks_url is not None:
         raise ClientConfigError("jwks", "give a JWKS or a JWKS URL, not both")

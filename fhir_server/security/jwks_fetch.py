@@ -37,8 +37,9 @@ async def http_fetch(url: str) -> dict[str, Any]:
         doc = response.json()
     except ValueError:
         raise JwksUnavailable("JWKS is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
-        raise JwksUnavailable("JWKS has no keys array")
+    keys = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise JwksUnavailable("JWKS has no keys array of objects")
     return doc
 
 

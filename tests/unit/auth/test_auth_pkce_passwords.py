@@ -60,3 +60,10 @@ def test_passwords():
     assert needs_rehash("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo")
     with pytest.raises(ValueError):
         hash_password("")
+
+
+def test_trailing_newline_is_not_a_valid_challenge_or_verifier():
+    # `$` in a pattern also matches before a final newline; such a challenge could be
+    # accepted at /auth/authorize and leave a code nobody can ever redeem.
+    assert not is_valid_challenge(RFC_CHALLENGE + "\n", "S256")
+    assert not verify_s256(RFC_VERIFIER + "\n", RFC_CHALLENGE)

@@ -36,6 +36,23 @@ def test_loaded_from_another_file_changes_decisions(tmp_path: Path):
     assert not decide(nurse, "read", "Patient", roles=table).missing_scope
 
 
+def test_principal_from_claims_carries_its_tables_ceiling(tmp_path: Path):
+    custom = tmp_path / "roles.json"
+    custom.write_text(
+        json.dumps({"roles": {"nurse": {"resources": {"MedicationRequest": "rs"}}}}),
+        encoding="utf-8",
+    )
+    table = RoleTable.load(custom)
+    claims = {"sub": "n", "role": "nurse", "client_id": "c", "scope": "user/*.rs"}
+    nurse = Principal.from_claims(claims, roles=table)
+    # No `roles=` at the call: the table the principal was authenticated with decides.
+    assert decide(nurse, "read", "MedicationRequest").allowed
+    assert not decide(nurse, "read", "Patient").allowed
+    stranger = Principal.from_claims({**claims, "role": "doctor"}, roles=table)
+    assert decide(stranger, "read", "Patient").status == 403  # unknown to this table
+    assert table.ceiling("nurse") is table.ceiling("nurse")  # built once, not per decision
+
+
 @pytest.mark.parametrize(
     ("doc", "expression"),
     [

@@ -187,3 +187,8 @@ def test_missing_scope_names_the_scope_that_would_allow(
 )
 def test_not_covered_by(requested: str, registered: str, refused: list[str]):
     assert ScopeSet.parse(requested).not_covered_by(ScopeSet.parse(registered)) == refused
+
+
+def test_a_scope_with_a_trailing_newline_is_invalid():
+    with pytest.raises(InvalidScope):
+        ResourceScope.parse("patient/Observation.rs\n")
