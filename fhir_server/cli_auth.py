@@ -227,17 +227,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     rotate.set_defaults(handler=_keys_rotate)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run these commands alone (`python -m fhir_server.cli_auth ...`)."""
-    parser = argparse.ArgumentParser(prog="medicore")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.handler(args)
-    return result
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["CLI_CLIENT_ID", "main", "register"]
+__all__ = ["CLI_CLIENT_ID", "register"]

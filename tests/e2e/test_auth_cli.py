@@ -2,7 +2,7 @@
 
 The token printed by the CLI must verify with the key directory and store a server run
 from the same directory would use. `fhir_server.cli` is the `medicore` command (it
-registers `cli_auth`); `fhir_server.cli_auth` runs the same commands alone.
+registers `cli_auth`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run(
     )
 
 
-@pytest.mark.parametrize("module", ["fhir_server.cli", "fhir_server.cli_auth"])
+@pytest.mark.parametrize("module", ["fhir_server.cli"])
 async def test_users_add_then_token_verifies_like_the_server(module: str, tmp_path: Path) -> None:
     added = run(
         module,
@@ -85,7 +85,7 @@ async def test_users_add_then_token_verifies_like_the_server(module: str, tmp_pa
 
 
 def test_refusals_and_client_registration(tmp_path: Path) -> None:
-    module = "fhir_server.cli_auth"
+    module = "fhir_server.cli"
     ok = run(
         module, tmp_path, "users", "add", "rn.e2e", "--role", "nurse", "--password", "pw-12345678"
     )

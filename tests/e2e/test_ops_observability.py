@@ -222,7 +222,7 @@ def test_with_auth_on_the_log_names_user_and_client_only(tmp_path: Path) -> None
 
     def cli(*args: str, stdin: str | None = None) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "fhir_server.cli_auth", *args],
+            [sys.executable, "-m", "fhir_server.cli", *args],
             cwd=tmp_path,
             input=stdin,
             capture_output=True,
