@@ -108,5 +108,12 @@ def create_app(
     install_hl7(app, settings, hl7=hl7)
     install_observability(app, observability, metrics=metrics)
     app.state.hl7.on_ack = metrics.observe_hl7
+    service.audit_batcher.timer = metrics.time_audit_write
+
+    async def count_mllp_connections() -> None:
+        listener = app.state.hl7_listener
+        metrics.mllp_connections.set(listener.connections if listener is not None else 0)
+
+    metrics.add_refresher(count_mllp_connections)
     app.state.health.register("mllp", mllp_readiness(app))
     return app

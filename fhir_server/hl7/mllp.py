@@ -124,6 +124,11 @@ class MllpListener:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1)
             self._server = None
 
+    @property
+    def connections(self) -> int:
+        """Open connections now (the metrics read it at scrape time)."""
+        return len(self._connections)
+
     async def _serve(self, reader: HL7StreamReader, writer: HL7StreamWriter) -> None:
         conn = _Connection(writer, task=asyncio.current_task())
         self._connections.add(conn)

@@ -147,3 +147,16 @@ async def test_the_chain_verifies(any_client: httpx.AsyncClient) -> None:
     records = [r async for r in store.iter_audit()]
     assert [r.position for r in records] == [1, 2, 3, 4, 5]
     assert verify(records, key=AUDIT_KEY).ok
+
+
+async def test_audit_writes_and_mllp_connections_are_measured(client: httpx.AsyncClient) -> None:
+    pid = (await client.post("/fhir/Patient", json=PATIENT)).json()["id"]
+    await client.get(f"/fhir/Patient/{pid}")  # its AuditEvent goes through the group commit
+    text = (await client.get("/metrics")).text
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("medicore_audit_write_duration_seconds_count")
+    )
+    assert float(count.split()[-1]) >= 1
+    assert "medicore_mllp_active_connections 0.0" in text  # no listener in this test app
