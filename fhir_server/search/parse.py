@@ -16,6 +16,7 @@ from fhir_server.search.query import (
     MISSING,
     NUMBER,
     REFERENCE,
+    RESULT_PARAMS,
     STRING,
     TEXT,
     TOKEN,
@@ -40,21 +41,12 @@ SUPPORTED_TYPES = (
     "AuditEvent",
 )
 # Parameters accepted everywhere and handled outside criteria.
-CONTROL = frozenset(
-    {
-        "_count",
-        "_sort",
-        "_include",
-        "_revinclude",
-        "_total",
-        "_summary",
-        "_elements",
-        "_cursor",
-        "_type",
-        "_format",
-        "_pretty",
-    }
-)
+CONTROL = RESULT_PARAMS | {"_type", "_format", "_pretty"}
+# Bounds that keep one query's compiled form small on both stores (SQLite caps expression
+# depth at 1000 and parser nesting near 10): past them the client gets a 400.
+MAX_VALUES = 200  # OR-ed values of one parameter
+MAX_CRITERIA = 200  # AND-ed parameters of one search
+MAX_DEPTH = 4  # chains and _has nested in one parameter
 _MODIFIERS: dict[str, frozenset[str]] = {
     "token": frozenset({"", "not", "text", "of-type", "missing"}),
     "string": frozenset({"", "exact", "contains", "missing"}),
@@ -98,6 +90,8 @@ def parse_search(
             if base_name not in ("_cursor", "_format", "_pretty"):
                 kept.append((name, value))
             continue
+        if len(criteria) >= MAX_CRITERIA:
+            raise SearchError(name, f"a search takes at most {MAX_CRITERIA} parameters")
         try:
             criteria.append(
                 parse_criterion(resource_types, name, value, registry, base_url=base_url)
@@ -145,15 +139,21 @@ def parse_criterion(
     registry: SearchRegistry,
     *,
     base_url: str,
+    depth: int = 0,
 ) -> Criterion:
     """One ``name=value`` pair as a Criterion on ``resource_types``."""
+    nested = name.startswith("_has:") or "." in name
+    if nested and depth >= MAX_DEPTH:
+        raise SearchError(name, f"chains and _has nest at most {MAX_DEPTH} deep")
     if name.startswith("_has:"):
-        return _parse_has(resource_types, name, value, registry, base_url=base_url)
+        return _parse_has(resource_types, name, value, registry, base_url=base_url, depth=depth)
     head, dot, chain = name.partition(".")
     code, _, modifier = head.partition(":")
     definition = _definition(resource_types, code, registry)
     if dot:
-        return _parse_chain(definition, name, modifier, chain, value, registry, base_url)
+        return _parse_chain(
+            definition, name, modifier, chain, value, registry, base_url=base_url, depth=depth
+        )
     if modifier == "missing":
         if value not in ("true", "false"):
             raise SearchError(name, "missing takes true or false")
@@ -166,6 +166,8 @@ def parse_criterion(
     raw = pv.split_escaped(value, ",")
     if any(not part for part in raw):
         raise SearchError(name, "empty value")
+    if len(raw) > MAX_VALUES:
+        raise SearchError(name, f"a parameter takes at most {MAX_VALUES} values")
     return _typed(definition, name, modifier, raw, is_type_modifier, base_url, registry)
 
 
@@ -261,7 +263,9 @@ def _parse_chain(
     chain: str,
     value: str,
     registry: SearchRegistry,
+    *,
     base_url: str,
+    depth: int,
 ) -> Criterion:
     if definition.type != "reference":
         raise SearchError(name, "only reference parameters can be chained")
@@ -271,7 +275,7 @@ def _parse_chain(
     for target in targets:
         if registry.get(target, inner_code) is None:
             continue
-        inner = parse_criterion((target,), chain, value, registry, base_url=base_url)
+        inner = _inner(name, (target,), chain, value, registry, base_url=base_url, depth=depth)
         pairs.append((target, inner))
     if not pairs:
         raise _Unknown(name)
@@ -285,6 +289,7 @@ def _parse_has(
     registry: SearchRegistry,
     *,
     base_url: str,
+    depth: int,
 ) -> Criterion:
     parts = name.split(":", 3)
     if len(parts) != 4 or not all(parts):
@@ -293,5 +298,24 @@ def _parse_has(
     definition = registry.get(source_type, ref_param)
     if definition is None or definition.type != "reference":
         raise _Unknown(name)
-    inner = parse_criterion((source_type,), rest, value, registry, base_url=base_url)
+    inner = _inner(name, (source_type,), rest, value, registry, base_url=base_url, depth=depth)
     return Criterion("_has", HAS, (HasValue(source_type, ref_param, inner),))
+
+
+def _inner(
+    name: str,
+    resource_types: tuple[str, ...],
+    inner_name: str,
+    value: str,
+    registry: SearchRegistry,
+    *,
+    base_url: str,
+    depth: int,
+) -> Criterion:
+    """The nested criterion of a chain or _has; a fault names the whole parameter."""
+    try:
+        return parse_criterion(
+            resource_types, inner_name, value, registry, base_url=base_url, depth=depth + 1
+        )
+    except SearchError as exc:
+        raise SearchError(name, exc.message) from exc

@@ -15,7 +15,7 @@ from typing import Any
 import fhirpathpy
 from fhirpathpy.models import models
 
-from fhir_server.search.registry import split_union
+from fhir_server.search.registry import split_top, split_union
 
 Evaluator = Callable[[Any], list[Any]]
 
@@ -53,22 +53,6 @@ class _Eq:
 _Op = _Step | _RefIs | _Eq
 
 
-def _split_dots(path: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    for i, ch in enumerate(path):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "." and depth == 0:
-            parts.append(path[start:i].strip())
-            start = i + 1
-    parts.append(path[start:].strip())
-    return parts
-
-
 def _choice(ops: list[_Op], type_name: str) -> None:
     last = ops[-1] if ops else None
     if not isinstance(last, _Step) or last.exact:
@@ -77,7 +61,7 @@ def _choice(ops: list[_Op], type_name: str) -> None:
 
 
 def _parse_path(path: str, ops: list[_Op]) -> None:
-    for segment in _split_dots(path):
+    for segment in split_top(path, "."):
         if _IDENT.match(segment):
             ops.append(_Step(segment))
         elif m := _AS_CALL.match(segment):

@@ -21,6 +21,19 @@ TOKEN, TEXT, STRING, DATE, NUMBER, REFERENCE, URI = (
 )
 COMPOSITE, ID, MISSING, CHAIN, HAS = "composite", "id", "missing", "chain", "has"
 
+# Result parameters: they shape the answer, never select resources.
+RESULT_PARAMS = frozenset(
+    {"_count", "_sort", "_include", "_revinclude", "_total", "_summary", "_elements", "_cursor"}
+)
+_SCALARS = (str, int, float, type(None))
+
+
+def _scalar(value: Any) -> bool:
+    """A value SQLite and MongoDB both bind (integers within 64 bits)."""
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, _SCALARS)
+
 
 @dataclass(frozen=True, slots=True)
 class TokenValue:
@@ -133,6 +146,8 @@ class Cursor:
             direction, values, last = json.loads(raw)
             if direction not in ("next", "prev") or not isinstance(values, list):
                 raise ValueError(direction)
+            if not all(_scalar(v) for v in (*values, last)):
+                raise ValueError("cursor values are scalars both stores can bind")
         except (ValueError, TypeError) as exc:
             raise SearchError("_cursor", "malformed paging cursor") from exc
         return cls(direction=direction, values=tuple(values), last=last)
@@ -159,17 +174,28 @@ class SearchQuery:
     def resource_type(self) -> str | None:
         return self.resource_types[0] if len(self.resource_types) == 1 else None
 
+    @property
+    def page_size(self) -> int:
+        """Matches per page: ``_summary=count`` asks for none."""
+        return 0 if self.summary == "count" else self.count
+
+    @property
+    def counts_total(self) -> bool:
+        """Whether the store must count every match (the client asked for the number)."""
+        return self.summary == "count" or self.total in ("accurate", "estimate")
+
+    def free_total(self, matched: int) -> int | None:
+        """The total when an uncounted first page holds every match, else None.
+
+        Counting a broad match costs a scan of every hit; clients that need the number
+        ask with ``_total=accurate`` (or ``_summary=count``).
+        """
+        page = self.page_size
+        if self.total is None and self.cursor is None and page and matched < page:
+            return matched
+        return None
+
     def key(self) -> str:
         """Normalized criteria (type + sorted parameters), e.g. for conditional claims."""
-        shaping = {
-            "_count",
-            "_sort",
-            "_include",
-            "_revinclude",
-            "_total",
-            "_summary",
-            "_elements",
-            "_cursor",
-        }
-        parts = sorted(f"{k}={v}" for k, v in self.params if k.split(":")[0] not in shaping)
+        parts = sorted(f"{k}={v}" for k, v in self.params if k.split(":")[0] not in RESULT_PARAMS)
         return ",".join(self.resource_types) + "?" + "&".join(parts)

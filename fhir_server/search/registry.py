@@ -57,13 +57,10 @@ class SearchParamDef:
     base: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     components: tuple[Component, ...] = ()
-    modifiers: tuple[str, ...] = ()
-    comparators: tuple[str, ...] = ()
-    chains: tuple[str, ...] = ()
 
 
-def split_union(expression: str) -> list[str]:
-    """Split an expression on top-level ``|`` (not inside parentheses or quotes)."""
+def split_top(expression: str, sep: str) -> list[str]:
+    """Split on ``sep`` outside parentheses and quotes (parts stripped, empty ones kept)."""
     parts: list[str] = []
     depth = 0
     quote = False
@@ -77,11 +74,16 @@ def split_union(expression: str) -> list[str]:
             depth += 1
         elif ch == ")":
             depth -= 1
-        elif ch == "|" and depth == 0:
+        elif ch == sep and depth == 0:
             parts.append(expression[start:i].strip())
             start = i + 1
     parts.append(expression[start:].strip())
-    return [p for p in parts if p]
+    return parts
+
+
+def split_union(expression: str) -> list[str]:
+    """Split an expression on top-level ``|`` (not inside parentheses or quotes)."""
+    return [p for p in split_top(expression, "|") if p]
 
 
 def _starts_with_type(part: str, resource_type: str) -> bool:
@@ -155,9 +157,6 @@ class SearchRegistry:
                     Component(definition=str(c["definition"]), expression=str(c["expression"]))
                     for c in resource.get("component") or ()
                 ),
-                modifiers=tuple(resource.get("modifier") or ()),
-                comparators=tuple(resource.get("comparator") or ()),
-                chains=tuple(resource.get("chain") or ()),
             )
             if resource_type in _BASES_FOR_ALL:
                 self._common[definition.code] = definition
@@ -190,9 +189,6 @@ class SearchRegistry:
         """The parameter type of one composite component (from its definition URL)."""
         resource = self.by_url.get(component.definition)
         return str(resource["type"]) if resource else "token"
-
-    def resource_types(self) -> Iterator[str]:
-        return iter(self._by_type)
 
 
 _RESOLVE_IS = re.compile(r"\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)$")

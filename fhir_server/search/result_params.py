@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 _TOTALS = frozenset({"none", "estimate", "accurate"})
 _SUMMARIES = frozenset({"true", "false", "text", "data", "count"})
 _SORTABLE = frozenset({"string", "token", "date", "number", "quantity", "reference", "uri"})
+# Keyset paging compares every earlier sort key per key (quadratic), so keep the list short.
+MAX_SORT_KEYS = 8
 
 
 def parse_control(
@@ -31,9 +33,10 @@ def parse_control(
     for name, value in control:
         base, _, modifier = name.partition(":")
         if base == "_count":
-            if not value.isdigit():
+            if not (value.isascii() and value.isdigit()):
                 raise SearchError(name, "_count is a non-negative integer")
-            query.count = min(int(value), max_count)
+            digits = value.lstrip("0") or "0"  # int() refuses very long digit strings
+            query.count = min(int(digits), max_count) if len(digits) < 10 else max_count
         elif base == "_sort":
             query.sort = tuple(_sort_keys(query, value, registry))
         elif base in ("_include", "_revinclude"):
@@ -57,7 +60,10 @@ def parse_control(
 
 def _sort_keys(query: SearchQuery, value: str, registry: SearchRegistry) -> list[SortKey]:
     keys: list[SortKey] = []
-    for raw in value.split(","):
+    items = value.split(",")
+    if len(items) > MAX_SORT_KEYS:
+        raise SearchError("_sort", f"at most {MAX_SORT_KEYS} sort keys")
+    for raw in items:
         item = raw.strip()
         descending = item.startswith("-")
         code = item.lstrip("-")
@@ -87,4 +93,6 @@ def _include(
         if definition is None or definition.type != "reference":
             raise SearchError(name, "not a reference parameter of that type")
     target = parts[2] if len(parts) == 3 else None
+    if target is not None and target not in types:
+        raise SearchError(name, "unsupported target resource type")
     return Include(source_type=source, param=param, target_type=target, iterate=iterate)

@@ -136,7 +136,7 @@ async def execute(db: Any, query: SearchQuery) -> SearchResult:
     """One page of matches (+ included resources, total and cursors) for ``query``."""
     coll = db["resources"]
     base = await query_filter(db, query.resource_types, query.criteria)
-    page_size = 0 if query.summary == "count" else query.count
+    page_size = query.page_size
     result = SearchResult(matches=[])
     fields = _sort_fields(query)
     docs: list[dict[str, Any]] = []
@@ -158,28 +158,16 @@ async def execute(db: Any, query: SearchQuery) -> SearchResult:
             if has_prev:
                 result.prev_cursor = _cursor("prev", docs[0], fields).encode()
         result.included = await _included(db, query, docs)
-    result.total = await _total(coll, query, base, page_size, result)
+    if query.counts_total:
+        result.total = int(await coll.count_documents(base))
+    else:
+        result.total = query.free_total(len(result.matches))
     return result
 
 
 def _cursor(direction: str, doc: dict[str, Any], fields: list[tuple[str, bool]]) -> Cursor:
     values = tuple(_value_of(doc, f) for f, _ in fields[:-1])
     return Cursor(direction, values, doc["_id"])
-
-
-async def _total(
-    coll: Any, query: SearchQuery, base: dict[str, Any], page: int, result: SearchResult
-) -> int | None:
-    mode = "accurate" if query.summary == "count" else query.total
-    if mode == "none":
-        return None
-    if mode is None and query.cursor is None and page and len(result.matches) < page:
-        return len(result.matches)  # the first page holds them all: the total is free
-    if mode in ("accurate", "estimate"):
-        return int(await coll.count_documents(base))
-    # Counting a broad match costs a scan of every hit; clients that need the number
-    # ask with _total=accurate (or _summary=count).
-    return None
 
 
 async def _included(

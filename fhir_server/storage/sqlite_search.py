@@ -149,21 +149,20 @@ def _select(
 ) -> list[tuple[Any, ...]]:
     where, args = where_sql(query.criteria, query.resource_types)
     columns = _order_columns(query)
-    select_args: list[Any] = [a for _, _, col_args in columns for a in col_args]
+    column_args: list[Any] = [a for _, _, col_args in columns for a in col_args]
     if with_cursor and query.cursor is not None:
         keyset, keyset_args = _keyset(columns, query.cursor)
         where += " AND " + keyset
         args += keyset_args
     reverse = with_cursor and query.cursor is not None and query.cursor.direction == "prev"
     order = ", ".join(f"{expr} {'DESC' if desc != reverse else 'ASC'}" for expr, desc, _ in columns)
-    order_args = [a for _, _, col_args in columns for a in col_args]
     join = " LEFT JOIN idx_sort s ON s.rid = r.rid" if query.sort else ""
     sort_select = "".join(f", {expr}" for expr, _, _ in columns)
     sql = (
         f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body{sort_select}"
         f" FROM resource r{join} WHERE {where} ORDER BY {order} LIMIT ?"
     )
-    rows = conn.execute(sql, [*select_args, *args, *order_args, limit]).fetchall()
+    rows = conn.execute(sql, [*column_args, *args, *column_args, limit]).fetchall()
     return list(reversed(rows)) if reverse else rows
 
 
@@ -225,7 +224,7 @@ def _token_count(query: SearchQuery) -> tuple[str, list[Any]] | None:
 
 def execute(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     """One page of matches (+ included resources, total and cursors) for ``query``."""
-    page_size = 0 if query.summary == "count" else query.count
+    page_size = query.page_size
     result = SearchResult(matches=[])
     if page_size > 0:
         rows = _select(conn, query, limit=page_size + 1, with_cursor=True)
@@ -243,23 +242,11 @@ def execute(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
             if has_prev:
                 result.prev_cursor = Cursor("prev", tuple(first[5:-1]), first[-1]).encode()
         result.included = _included(conn, query, rows)
-    result.total = _total(conn, query, page_size, result)
+    if query.counts_total:
+        result.total = count(conn, query)
+    else:
+        result.total = query.free_total(len(result.matches))
     return result
-
-
-def _total(
-    conn: sqlite3.Connection, query: SearchQuery, page: int, result: SearchResult
-) -> int | None:
-    mode = "accurate" if query.summary == "count" else query.total
-    if mode == "none":
-        return None
-    if mode is None and query.cursor is None and page and len(result.matches) < page:
-        return len(result.matches)  # the first page holds them all: the total is free
-    if mode in ("accurate", "estimate"):
-        return count(conn, query)
-    # Counting a broad match costs a scan of every hit; clients that need the number
-    # ask with _total=accurate (or _summary=count).
-    return None
 
 
 def _included(
@@ -290,50 +277,60 @@ def _included(
     return included
 
 
-def _pairs_filter(frontier: list[tuple[str, str]], alias: str) -> tuple[str, list[Any]]:
-    marks = " OR ".join(f"({alias}.rtype = ? AND {alias}.id = ?)" for _ in frontier)
-    return f"({marks})", [v for pair in frontier for v in pair]
-
-
 def _forward(
     conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
     sources = [p for p in frontier if inc.source_type in ("*", p[0])]
-    if not sources:
-        return []
-    pairs, args = _pairs_filter(sources, "src")
-    sql = (
-        "SELECT DISTINCT t.rtype, t.id, t.version, t.last_updated, t.body FROM resource src"
-        " JOIN idx_ref x ON x.rid = src.rid"
+    joins = (
+        " CROSS JOIN resource src ON src.rtype = f.rtype AND src.id = f.id"
+        " CROSS JOIN idx_ref x INDEXED BY idx_ref_rid ON x.rid = src.rid"
         " JOIN resource t ON t.rtype = x.rtype AND t.id = x.ref_id AND t.deleted = 0"
-        f" WHERE {pairs}"
     )
-    if inc.param != "*":
-        sql += " AND x.param = ?"
-        args.append(inc.param)
-    if inc.target_type:
-        sql += " AND t.rtype = ?"
-        args.append(inc.target_type)
-    return conn.execute(sql + " LIMIT ?", [*args, MAX_INCLUDED]).fetchall()
+    filters = {"x.param": _named(inc.param), "t.rtype": inc.target_type}
+    return _linked(conn, sources, "t", joins, filters)
 
 
 def _reverse(
     conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
-    pairs, args = _pairs_filter(frontier, "x")
-    pairs = pairs.replace("x.id", "x.ref_id")
-    sql = (
-        "SELECT DISTINCT s.rtype, s.id, s.version, s.last_updated, s.body FROM idx_ref x"
+    joins = (
+        " CROSS JOIN idx_ref x ON x.rtype = f.rtype AND x.ref_id = f.id"
         " JOIN resource s ON s.rid = x.rid AND s.deleted = 0"
-        f" WHERE {pairs}"
     )
-    if inc.source_type != "*":
-        sql += " AND s.rtype = ?"
-        args.append(inc.source_type)
-    if inc.param != "*":
-        sql += " AND x.param = ?"
-        args.append(inc.param)
-    if inc.target_type:
-        sql += " AND x.rtype = ?"
-        args.append(inc.target_type)
-    return conn.execute(sql + " LIMIT ?", [*args, MAX_INCLUDED]).fetchall()
+    filters = {
+        "s.rtype": _named(inc.source_type),
+        "x.param": _named(inc.param),
+        "x.rtype": inc.target_type,
+    }
+    return _linked(conn, frontier, "s", joins, filters)
+
+
+def _named(value: str) -> str | None:
+    return None if value == "*" else value
+
+
+def _linked(
+    conn: sqlite3.Connection,
+    frontier: list[tuple[str, str]],
+    alias: str,
+    joins: str,
+    filters: dict[str, str | None],
+) -> list[tuple[Any, ...]]:
+    """Rows of ``alias`` joined to the frontier ``f(rtype, id)``, given as a VALUES list.
+
+    A VALUES list stays one flat term however long the frontier (an OR per pair hits
+    SQLite's expression depth limit near 1000) and drives the joins (CROSS JOIN).
+    """
+    if not frontier:
+        return []
+    args: list[Any] = [v for pair in frontier for v in pair]
+    wanted = {column: value for column, value in filters.items() if value}
+    where = " AND ".join(f"{column} = ?" for column in wanted)
+    rows = ",".join("(?,?)" for _ in frontier)
+    columns = ", ".join(f"{alias}.{c}" for c in ("rtype", "id", "version", "last_updated", "body"))
+    sql = (
+        f"WITH f(rtype, id) AS (VALUES {rows}) SELECT DISTINCT {columns} FROM f{joins}"
+        + (f" WHERE {where}" if where else "")
+        + " LIMIT ?"
+    )
+    return conn.execute(sql, [*args, *wanted.values(), MAX_INCLUDED]).fetchall()

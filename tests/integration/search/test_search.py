@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -338,7 +339,31 @@ async def test_count_of_one_token_matches_the_general_count(tmp_path: Path) -> N
         ([("status", "finished")], 0),  # the Encounter's status is not an Observation's
     ):
         query = parse_search("Observation", [*params, ("_summary", "count")], registry, base_url="")
-        fast = await store._read(lambda conn, q=query: sqlite_search.count(conn, q))
-        joined = await store._read(lambda conn, q=query: sqlite_search.count(conn, q, cap=10**9))
+        fast = await store._read(partial(sqlite_search.count, query=query))
+        joined = await store._read(partial(sqlite_search.count, query=query, cap=10**9))
         assert fast == joined == expected, params
     await store.close()
+
+
+async def test_include_from_a_full_page(backend: Backend) -> None:
+    """A 1000-match page includes its targets (the frontier once overflowed SQLite's parser)."""
+    await backend.put({"resourceType": "Patient", "id": "p"})
+    for i in range(1000):
+        await backend.put(
+            {
+                "resourceType": "Observation",
+                "id": f"o{i}",
+                "status": "final",
+                "code": {"text": "x"},
+                "subject": {"reference": "Patient/p"},
+            }
+        )
+    result = await backend.search(
+        "Observation", [("_count", "1000"), ("_include", "Observation:subject")]
+    )
+    assert len(result.matches) == 1000
+    assert [(r.resource_type, r.id) for r in result.included] == [("Patient", "p")]
+    again = await backend.search(
+        "Patient", [("_revinclude:iterate", "Observation:subject"), ("_include", "*")]
+    )
+    assert len(again.included) == 1000

@@ -182,3 +182,62 @@ def test_cursor_round_trip_and_key() -> None:
     query = parse("Patient", [("identifier", "s|1"), ("_count", "3"), ("gender", "male")])
     again = parse("Patient", [("gender", "male"), ("identifier", "s|1")])
     assert query.key() == again.key() == "Patient?gender=male&identifier=s|1"
+
+
+@pytest.mark.parametrize("value", ["²", "١", "-1", "1.5", ""])
+def test_count_takes_ascii_digits_only(value: str) -> None:
+    with pytest.raises(SearchError) as info:
+        parse("Patient", [("_count", value)])
+    assert info.value.param == "_count"
+
+
+def test_huge_count_is_capped_not_an_error() -> None:
+    assert parse("Patient", [("_count", "9" * 5000)]).count == 1000
+    assert parse("Patient", [("_count", "0" * 20 + "7")]).count == 7
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["x", {"a": 1}], ["x", ["a"]], [{"$ne": None}], [10**30]],
+    ids=["dict", "list", "operator", "over-64-bit"],
+)
+def test_cursor_values_must_be_scalars(values: list[Any]) -> None:
+    import base64
+    import json
+
+    raw = json.dumps(["next", values[:-1], values[-1]]).encode()
+    token = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    with pytest.raises(SearchError) as info:
+        Cursor.decode(token)
+    assert info.value.param == "_cursor"
+
+
+def test_too_many_values_criteria_sort_keys_or_nesting_are_400s() -> None:
+    cases: list[tuple[list[tuple[str, str]], str]] = [
+        ([("name", ",".join(["x"] * 201))], "name"),
+        ([("name", "x")] * 201, "name"),
+        ([("_sort", ",".join(["name"] * 9))], "_sort"),
+        ([("_has:Patient:link:" * 5 + "name", "x")], "_has:Patient:link:" * 5 + "name"),
+        ([("link:Patient." * 5 + "name", "x")], "link:Patient." * 5 + "name"),
+    ]
+    for params, name in cases:
+        with pytest.raises(SearchError) as info:
+            parse("Patient", params)
+        assert info.value.param == name
+    parse("Patient", [("name", ",".join(["x"] * 200))] * 200)  # the limits themselves pass
+    parse("Patient", [("link:Patient." * 4 + "name", "x")])
+
+
+def test_nested_fault_names_the_whole_parameter() -> None:
+    with pytest.raises(SearchError) as info:
+        parse("Observation", [("subject:Patient.birthdate", "2020-13")])
+    assert info.value.param == "subject:Patient.birthdate"
+    with pytest.raises(SearchError) as info:
+        parse("Patient", [("_has:Observation:subject:date", "2020-13")])
+    assert info.value.param == "_has:Observation:subject:date"
+
+
+def test_include_target_type_must_be_supported() -> None:
+    with pytest.raises(SearchError) as info:
+        parse("Observation", [("_include", "Observation:subject:Bogus")])
+    assert info.value.param == "_include"
