@@ -48,6 +48,11 @@ def bad_request(message: str, *expression: str, code: str = "invalid") -> FhirEr
     return FhirError(400, code, message, expression)
 
 
+def bad_search(param: str, message: str) -> FhirError:
+    """A search parameter (or conditional criterion) the server cannot accept."""
+    return bad_request(f"search parameter {param}: {message}", param)
+
+
 def not_found(message: str) -> FhirError:
     return FhirError(404, "not-found", message)
 

@@ -148,7 +148,7 @@ class Planner:
                 resource_type, list(criteria), self.registry, base_url="", strict=True
             )
         except SearchError as exc:
-            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+            raise errors.bad_search(exc.param, exc.message) from exc
 
     async def matches(
         self, plan: Plan, resource_type: str, criteria: Criteria

@@ -174,7 +174,7 @@ class ResourceService:
                 max_count=self.max_count,
             )
         except SearchError as exc:
-            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+            raise errors.bad_search(exc.param, exc.message) from exc
 
     async def search(self, query: SearchQuery) -> SearchResult:
         if "AuditEvent" in query.resource_types:
@@ -182,7 +182,7 @@ class ResourceService:
         try:
             return await guard(self.store.search(query))
         except SearchError as exc:
-            raise errors.bad_request(f"search parameter {exc.param}: {exc.message}") from exc
+            raise errors.bad_search(exc.param, exc.message) from exc
 
     async def catch_up_audit(self) -> None:
         """Index every AuditEvent recorded so far, so auditors see their own trail."""

@@ -242,3 +242,12 @@ async def test_malformed_parts_are_400s_naming_them(
     outcome = assert_outcome(await client.request(method, url, json=body, headers=headers), status)
     if expression is not None:
         assert outcome["issue"][0]["expression"] == [expression]
+
+
+async def test_search_errors_name_the_parameter_in_expression(client: httpx.AsyncClient) -> None:
+    outcome = assert_outcome(await client.get("/fhir/Observation?date=2020-13"), 400)
+    assert outcome["issue"][0]["expression"] == ["date"]
+    conditional = await client.post(
+        "/fhir/Patient", json={"resourceType": "Patient"}, headers={"If-None-Exist": "birthdate=x"}
+    )
+    assert assert_outcome(conditional, 400)["issue"][0]["expression"] == ["birthdate"]
