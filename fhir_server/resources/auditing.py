@@ -40,7 +40,6 @@ class AuditTrail:
         self.guard = guard
         self.server_id = server_id
         self.enabled = enabled
-        self.committed = 0  # events made durable for this request so far
         self._pending: list[AccessRecord] = []
 
     def identify(self, **who: Any) -> None:

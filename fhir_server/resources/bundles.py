@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,8 +44,6 @@ class _Entry:
     if_match: int | None
     if_none_exist: list[tuple[str, str]] | None
     target_id: str | None = None
-    matched: Outcome | None = None
-    results: list[EntryResult] = field(default_factory=list)
 
 
 def _entries(bundle: dict[str, Any], *, base_url: str) -> list[_Entry]:

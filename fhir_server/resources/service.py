@@ -79,8 +79,6 @@ class ResourceService:
                 continue
             except StoreUnavailable as exc:
                 raise errors.unavailable("the data store is unavailable; retry later") from exc
-            if trail is not None:
-                trail.committed += len(events)
             return result
         raise errors.conflict("too many concurrent writers on the same resource; retry")
 
@@ -93,7 +91,6 @@ class ResourceService:
             await self.audit_batcher.commit(events)
         except (StoreUnavailable, ConditionalConflict) as exc:
             raise errors.unavailable("the audit trail cannot be written; retry later") from exc
-        trail.committed += len(events)
 
     # -- reads -----------------------------------------------------------------------------
 

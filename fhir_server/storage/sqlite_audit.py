@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
 from audit.sink import check_follows
@@ -86,11 +84,6 @@ def pending(conn: sqlite3.Connection, *, limit: int) -> list[tuple[int, str, str
             (indexed_upto(conn), limit),
         )
     ]
-
-
-def event_body(event_json: bytes) -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads(event_json)
-    return body
 
 
 class SqliteAuditSink(SqliteEngine):
