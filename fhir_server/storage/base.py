@@ -170,7 +170,7 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Current (not deleted) resources per type."""
 
-    async def index_audit(self, *, registry: SearchRegistry, limit: int = 200) -> int:
+    async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable as resources; how many were indexed."""
 
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...

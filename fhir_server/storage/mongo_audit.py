@@ -104,7 +104,7 @@ class MongoAuditSink:
             high = await self.db.audit.find(query).sort("_id", DESCENDING).to_list(1)
         return (low[0]["_id"], high[0]["_id"]) if low and high else None
 
-    async def index_audit(self, *, registry: SearchRegistry, limit: int = 200) -> int:
+    async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         async with mapped_errors():
             marker = await self.db.counters.find_one({"_id": "audit_indexed"})

@@ -26,6 +26,7 @@ from fhir_server.storage.sqlite_audit import SqliteAuditSink
 from fhir_server.storage.sqlite_records import SqliteRecords, apply_record
 
 if TYPE_CHECKING:
+    from fhir_server.search.extract import IndexEntries
     from fhir_server.search.query import SearchQuery
 
 _COLUMNS = "rtype, id, version, last_updated, deleted, body"
@@ -133,8 +134,22 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
 def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch, *, audit_key: bytes) -> None:
     for claim in batch.claims:
         _check_claim(conn, claim)
+    indexes: dict[int, tuple[int, str, IndexEntries]] = {}  # by rid: a later write wins
     for write in batch.writes:
-        _apply_write(conn, write)
+        rid = _apply_write(conn, write)
+        indexes.pop(rid, None)
+        if not write.deleted and write.index is not None:
+            indexes[rid] = (rid, write.resource_type, write.index)
+    # Index and history rows of the whole batch go in with one statement per table.
+    sqlite_search.write_indexes(conn, list(indexes.values()))
+    conn.executemany(
+        "INSERT INTO history (rtype, id, version, last_updated, deleted, method, body)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.method, w.body)
+            for w in batch.writes
+        ],
+    )
     for record in batch.records:
         apply_record(conn, record)
     if batch.audit:
@@ -149,7 +164,8 @@ def _check_claim(conn: sqlite3.Connection, claim: ConditionalClaim) -> None:
             raise ConditionalConflict(claim.key)
 
 
-def _apply_write(conn: sqlite3.Connection, write: VersionWrite) -> None:
+def _apply_write(conn: sqlite3.Connection, write: VersionWrite) -> int:
+    """The resource row of ``write`` (version checked); returns its rid."""
     row = conn.execute(
         "SELECT rid, version FROM resource WHERE rtype=? AND id=?",
         (write.resource_type, write.id),
@@ -159,32 +175,17 @@ def _apply_write(conn: sqlite3.Connection, write: VersionWrite) -> None:
         raise VersionConflict(write.resource_type, write.id)
     values = (write.version, write.last_updated, int(write.deleted), write.body)
     if row:
-        rid = row[0]
+        rid: int = row[0]
         conn.execute(
             "UPDATE resource SET version=?, last_updated=?, deleted=?, body=? WHERE rid=?",
             (*values, rid),
         )
         sqlite_search.delete_index(conn, rid)
-    else:
-        cur = conn.execute(
-            "INSERT INTO resource (rtype, id, version, last_updated, deleted, body)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (write.resource_type, write.id, *values),
-        )
-        rid = cur.lastrowid
-        assert rid is not None
-    if not write.deleted and write.index is not None:
-        sqlite_search.write_index(conn, rid, write.resource_type, write.index)
-    conn.execute(
-        "INSERT INTO history (rtype, id, version, last_updated, deleted, method, body)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            write.resource_type,
-            write.id,
-            write.version,
-            write.last_updated,
-            int(write.deleted),
-            write.method,
-            write.body,
-        ),
+        return rid
+    cur = conn.execute(
+        "INSERT INTO resource (rtype, id, version, last_updated, deleted, body)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (write.resource_type, write.id, *values),
     )
+    assert cur.lastrowid is not None
+    return cur.lastrowid

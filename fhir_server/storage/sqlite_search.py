@@ -78,33 +78,46 @@ def write_index(
     conn: sqlite3.Connection, rid: int, resource_type: str, entries: IndexEntries
 ) -> None:
     """Insert the index rows of one resource (call ``delete_index`` first on rewrite)."""
-    many = conn.executemany
-    if entries.tokens:
-        many(
-            "INSERT INTO idx_token VALUES (?,?,?,?,?)",
-            [(rid, *t, resource_type) for t in entries.tokens],
-        )
-    if entries.texts:
-        many("INSERT INTO idx_text VALUES (?,?,?)", [(rid, *t) for t in entries.texts])
-    if entries.strings:
-        many("INSERT INTO idx_string VALUES (?,?,?,?)", [(rid, *s) for s in entries.strings])
-    if entries.dates:
-        many("INSERT INTO idx_date VALUES (?,?,?,?)", [(rid, *d) for d in entries.dates])
-    if entries.numbers:
-        many("INSERT INTO idx_number VALUES (?,?,?,?,?)", [(rid, *n) for n in entries.numbers])
-    if entries.references:
-        many("INSERT INTO idx_ref VALUES (?,?,?,?)", [(rid, *r) for r in entries.references])
-    if entries.uris:
-        many("INSERT INTO idx_uri VALUES (?,?,?)", [(rid, *u) for u in entries.uris])
-    if entries.composites:
-        many(
-            "INSERT INTO idx_composite VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(rid, *c) for c in entries.composites],
-        )
-    conn.execute(
-        "INSERT OR REPLACE INTO idx_sort VALUES (?, ?)",
-        (rid, json.dumps(entries.sort, separators=(",", ":"), ensure_ascii=False)),
-    )
+    write_indexes(conn, [(rid, resource_type, entries)])
+
+
+def write_indexes(
+    conn: sqlite3.Connection, resources: list[tuple[int, str, IndexEntries]]
+) -> None:
+    """Insert the index rows of several resources: one statement per table for them all."""
+    tokens: list[tuple[Any, ...]] = []
+    texts: list[tuple[Any, ...]] = []
+    strings: list[tuple[Any, ...]] = []
+    dates: list[tuple[Any, ...]] = []
+    numbers: list[tuple[Any, ...]] = []
+    references: list[tuple[Any, ...]] = []
+    uris: list[tuple[Any, ...]] = []
+    composites: list[tuple[Any, ...]] = []
+    sorts: list[tuple[int, str]] = []
+    for rid, resource_type, entries in resources:
+        tokens += [(rid, *t, resource_type) for t in entries.tokens]
+        texts += [(rid, *t) for t in entries.texts]
+        strings += [(rid, *s) for s in entries.strings]
+        dates += [(rid, *d) for d in entries.dates]
+        numbers += [(rid, *n) for n in entries.numbers]
+        # One row per distinct value: ``Patient/1`` and ``Patient/1/_history/2`` are one.
+        references += [(rid, *r) for r in dict.fromkeys(entries.references)]
+        uris += [(rid, *u) for u in entries.uris]
+        composites += [(rid, *c) for c in entries.composites]
+        sorts.append((rid, json.dumps(entries.sort, separators=(",", ":"), ensure_ascii=False)))
+    for sql, rows in (
+        ("INSERT INTO idx_token VALUES (?,?,?,?,?)", tokens),
+        ("INSERT INTO idx_text VALUES (?,?,?)", texts),
+        ("INSERT INTO idx_string VALUES (?,?,?,?)", strings),
+        ("INSERT INTO idx_date VALUES (?,?,?,?)", dates),
+        ("INSERT INTO idx_number VALUES (?,?,?,?,?)", numbers),
+        ("INSERT INTO idx_ref VALUES (?,?,?,?)", references),
+        ("INSERT INTO idx_uri VALUES (?,?,?)", uris),
+        ("INSERT INTO idx_composite VALUES (?,?,?,?,?,?,?,?,?,?)", composites),
+        ("INSERT OR REPLACE INTO idx_sort VALUES (?, ?)", sorts),
+    ):
+        if rows:
+            conn.executemany(sql, rows)
 
 
 def delete_index(conn: sqlite3.Connection, rid: int) -> None:
