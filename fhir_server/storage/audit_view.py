@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from fhir_server.search.extract import extract_index
@@ -15,19 +13,9 @@ def audit_event_write(
     event_id: str, recorded: str, event_json: bytes, *, registry: SearchRegistry
 ) -> VersionWrite:
     """Version 1 of ``AuditEvent/<event_id>``, with meta and search index entries."""
-    return _view(orjson.loads(event_json), event_id, recorded, registry)
-
-
-def audit_event_view(event: dict[str, Any], *, registry: SearchRegistry) -> VersionWrite:
-    """The same from the event about to be recorded (``event`` itself is not changed)."""
-    return _view(event, event["id"], event["recorded"], registry)
-
-
-def _view(
-    event: dict[str, Any], event_id: str, recorded: str, registry: SearchRegistry
-) -> VersionWrite:
+    body = orjson.loads(event_json)
     last_updated = recorded.replace("Z", "+00:00")
-    body = {**event, "meta": {"versionId": "1", "lastUpdated": last_updated}}
+    body["meta"] = {"versionId": "1", "lastUpdated": last_updated}
     return VersionWrite(
         resource_type="AuditEvent",
         id=event_id,
