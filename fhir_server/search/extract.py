@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from fhir_server.search.normalize import (
@@ -17,7 +18,7 @@ from fhir_server.search.normalize import (
     ucum_canonical,
 )
 from fhir_server.search.paths import Evaluator, compile_expression
-from fhir_server.search.registry import SearchParamDef, SearchRegistry, split_union
+from fhir_server.search.registry import Component, SearchParamDef, SearchRegistry, split_union
 
 CONTACT_SYSTEMS = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
 SKIPPED = frozenset({"_id", "_text", "_content", "_query"})
@@ -51,33 +52,59 @@ class IndexEntries:
 
 def token_values(value: Any) -> tuple[list[tuple[str, str]], list[str]]:
     """(system, code) pairs and display texts of a code/Coding/CodeableConcept/Identifier..."""
-    if isinstance(value, bool):
-        return [("", "true" if value else "false")], []
-    if isinstance(value, str | int | float):
-        return [("", str(value))], []
+    pairs: list[tuple[str, str]] = []
+    texts: list[str] = []
+    _collect_tokens(value, pairs, texts)
+    return pairs, texts
+
+
+def _collect_tokens(value: Any, pairs: list[tuple[str, str]], texts: list[str]) -> None:
+    """``token_values`` appending to ``pairs`` and ``texts`` (no lists per Coding)."""
     if not isinstance(value, dict):
-        return [], []
+        if isinstance(value, bool):
+            pairs.append(("", "true" if value else "false"))
+        elif isinstance(value, str | int | float):
+            pairs.append(("", str(value)))
+        return
     if "coding" in value or ("text" in value and "value" not in value and "code" not in value):
-        pairs: list[tuple[str, str]] = []
-        texts = [value["text"]] if isinstance(value.get("text"), str) else []
+        text = value.get("text")
+        if isinstance(text, str):
+            texts.append(text)
         for coding in value.get("coding") or ():
-            sub_pairs, sub_texts = token_values(coding)
-            pairs += sub_pairs
-            texts += sub_texts
-        return pairs, texts
+            _collect_tokens(coding, pairs, texts)
+        return
     raw_system = value.get("system")
     system: str = raw_system if isinstance(raw_system, str) else ""
-    texts = [value["display"]] if isinstance(value.get("display"), str) else []
-    if isinstance(value.get("code"), str):
-        return [(system, value["code"])], texts
-    if isinstance(value.get("value"), str):  # Identifier or ContactPoint
+    display = value.get("display")
+    if isinstance(display, str):
+        texts.append(display)
+    code = value.get("code")
+    if isinstance(code, str):
+        pairs.append((system, code))
+        return
+    identifier = value.get("value")
+    if isinstance(identifier, str):  # Identifier or ContactPoint
         type_text = (value.get("type") or {}).get("text")
         if isinstance(type_text, str):
             texts.append(type_text)
+        pairs.append((system, identifier))
         if system in CONTACT_SYSTEMS:
-            return [(system, value["value"]), ("", value["value"])], texts
-        return [(system, value["value"])], texts
-    return [], texts
+            pairs.append(("", identifier))
+
+
+_NAME_PARTS = (
+    "text",
+    "family",
+    "given",
+    "prefix",
+    "suffix",
+    "line",
+    "city",
+    "district",
+    "state",
+    "postalCode",
+    "country",
+)
 
 
 def string_values(value: Any) -> list[str]:
@@ -86,24 +113,14 @@ def string_values(value: Any) -> list[str]:
     if not isinstance(value, dict):
         return []
     out: list[str] = []
-    for key in (
-        "text",
-        "family",
-        "given",
-        "prefix",
-        "suffix",
-        "line",
-        "city",
-        "district",
-        "state",
-        "postalCode",
-        "country",
-    ):
+    for key in _NAME_PARTS:
         part = value.get(key)
+        if part is None:
+            continue
         if isinstance(part, str):
             out.append(part)
         elif isinstance(part, list):
-            out.extend(p for p in part if isinstance(p, str))
+            out += [p for p in part if isinstance(p, str)]
     return out
 
 
@@ -124,17 +141,21 @@ def date_values(value: Any) -> list[tuple[int, int]]:
 
 def reference_values(value: Any) -> list[tuple[str, str]]:
     """(type, id) for relative references, ("", url) for absolute or canonical ones."""
-    ref = value.get("reference") if isinstance(value, dict) else value
-    if not isinstance(ref, str) or not ref or ref.startswith("#"):
-        return []
+    pair = _reference(value.get("reference") if isinstance(value, dict) else value)
+    return [pair] if pair else []
+
+
+def _reference(ref: Any) -> tuple[str, str] | None:
+    if not isinstance(ref, str) or not ref or ref[0] == "#":
+        return None
     if "://" in ref or ref.startswith("urn:"):
-        return [("", ref.split("|")[0])]
+        return ("", ref.split("|")[0])
     parts = ref.split("/")
     if len(parts) == 4 and parts[2] == "_history":
         parts = parts[:2]
-    if len(parts) == 2 and all(parts):
-        return [(parts[0], parts[1])]
-    return [("", ref)]
+    if len(parts) == 2 and parts[0] and parts[1]:
+        return (parts[0], parts[1])
+    return ("", ref)
 
 
 def number_values(value: Any) -> list[tuple[float, str, str]]:
@@ -154,11 +175,31 @@ def number_values(value: Any) -> list[tuple[float, str, str]]:
 # Top-level elements an expression starts from; None when it cannot be told (always run).
 Roots = tuple[str, ...] | None
 
+# Turns what an evaluator found into entries; specialized per parameter at plan time.
+Adder = Callable[[IndexEntries, list[Any]], None]
+Extractor = tuple[Evaluator, Adder]
+
+# Resource shapes (key tuples) remembered per plan before the memo starts over.
+_MAX_SHAPES = 256
+
 
 @dataclass(slots=True)
 class _Plan:
-    params: list[tuple[SearchParamDef, Evaluator, Roots]]
-    composites: list[tuple[SearchParamDef, Evaluator, list[tuple[str, Evaluator]], Roots]]
+    """Evaluator and adder per parameter (in registry order, composites last)."""
+
+    params: list[tuple[Evaluator, Adder, Roots]]
+    # What a resource with these top-level keys needs: _present depends on the keys only.
+    by_shape: dict[tuple[str, ...], list[Extractor]] = field(default_factory=dict)
+
+    def for_resource(self, resource: dict[str, Any]) -> list[Extractor]:
+        shape = tuple(resource)
+        found = self.by_shape.get(shape)
+        if found is None:
+            found = [(ev, add) for ev, add, roots in self.params if _present(resource, roots)]
+            if len(self.by_shape) >= _MAX_SHAPES:
+                self.by_shape.clear()
+            self.by_shape[shape] = found
+        return found
 
 
 def expression_roots(expression: str, resource_type: str) -> Roots:
@@ -198,83 +239,161 @@ def _present(resource: dict[str, Any], roots: Roots) -> bool:
 def _plan(resource_type: str, registry: SearchRegistry) -> _Plan:
     plan: _Plan | None = registry.plans.get(resource_type)
     if plan is None:
-        plan = _Plan([], [])
+        params: list[tuple[Evaluator, Adder, Roots]] = []
+        composites: list[tuple[Evaluator, Adder, Roots]] = []
         for code, definition in registry.params_for(resource_type).items():
             if code in SKIPPED or not definition.expression:
                 continue
-            root = compile_expression(definition.expression, root_type=resource_type)
-            roots = expression_roots(definition.expression, resource_type)
             if definition.type == "composite":
-                parts = [
-                    (registry.component_type(c), compile_expression(c.expression, root_type=None))
-                    for c in definition.components
-                ]
-                plan.composites.append((definition, root, parts, roots))
+                add = _composite_adder(definition, registry)
+                target = composites
             else:
-                plan.params.append((definition, root, roots))
+                add = _ADDERS[definition.type](code) if definition.type in _ADDERS else None
+                target = params
+            if add is None:
+                continue  # a type that yields no entries (special, malformed composite)
+            root = compile_expression(definition.expression, root_type=resource_type)
+            target.append((root, add, expression_roots(definition.expression, resource_type)))
+        plan = _Plan(params + composites)
         registry.plans[resource_type] = plan
     return plan
 
 
-def _add(entries: IndexEntries, definition: SearchParamDef, values: list[Any]) -> None:
-    code = definition.code
-    keys: list[Any] = []
-    if definition.type == "token":
+# ---- adders per parameter type -------------------------------------------------------------
+# A parameter's sort key is its smallest value. All values of one parameter type have one
+# Python type (str codes/texts/references, int dates, float numbers), so plain min() suffices.
+
+
+def _token_adder(code: str) -> Adder:
+    of_type = code + ":of-type"
+
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        tokens = entries.tokens
+        pairs: list[tuple[str, str]] = []
+        texts: list[str] = []
+        done = 0  # pairs[:done] are in tokens already
         for value in values:
-            pairs, texts = token_values(value)
-            entries.tokens.extend((code, s, c) for s, c in pairs)
-            entries.texts.extend((code, fold(t)) for t in texts)
-            keys.extend(c for _, c in pairs)
-            if isinstance(value, dict) and isinstance(value.get("value"), str):
-                type_pairs, _ = token_values(value.get("type") or {})
-                entries.tokens.extend(
-                    (code + ":of-type", s, f"{c}|{value['value']}") for s, c in type_pairs
-                )
-    elif definition.type == "string":
+            if type(value) is str:  # a code: the commonest value
+                pairs.append(("", value))
+                continue
+            _collect_tokens(value, pairs, texts)
+            kind = value.get("type") if isinstance(value, dict) else None
+            if kind and isinstance(value.get("value"), str):  # Identifier type: after its pairs
+                tokens += [(code, s, c) for s, c in pairs[done:]]
+                done = len(pairs)
+                tokens += [(of_type, s, f"{c}|{value['value']}") for s, c in token_values(kind)[0]]
+        if pairs:
+            tokens += [(code, s, c) for s, c in (pairs[done:] if done else pairs)]
+            entries.sort[code] = min(map(itemgetter(1), pairs))
+        if texts:
+            entries.texts += [(code, fold(text)) for text in texts]
+
+    return add
+
+
+def _string_adder(code: str) -> Adder:
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        strings = entries.strings
+        keys: list[str] = []
         for value in values:
-            for text in string_values(value):
+            for text in [value] if isinstance(value, str) else string_values(value):
                 folded = fold(text)
-                entries.strings.append((code, folded, exact(text)))
+                strings.append((code, folded, exact(text)))
                 keys.append(folded)
-    elif definition.type == "date":
+        if keys:
+            entries.sort[code] = min(keys)
+
+    return add
+
+
+def _date_adder(code: str) -> Adder:
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        dates = entries.dates
+        keys: list[int] = []
         for value in values:
             for low, high in date_values(value):
-                entries.dates.append((code, low, high))
+                dates.append((code, low, high))
                 keys.append(low)
-    elif definition.type == "reference":
+        if keys:
+            entries.sort[code] = min(keys)
+
+    return add
+
+
+def _reference_adder(code: str) -> Adder:
+    by_identifier = code + ":identifier"
+
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        references, tokens = entries.references, entries.tokens
+        keys: list[str] = []
         for value in values:
-            for rtype, rid in reference_values(value):
-                entries.references.append((code, rtype, rid))
-                keys.append(f"{rtype}/{rid}" if rtype else rid)
-            ident = value.get("identifier") if isinstance(value, dict) else None
+            ident = None
+            if isinstance(value, dict):
+                pair = _reference(value.get("reference"))
+                ident = value.get("identifier")
+            else:
+                pair = _reference(value)
+            if pair is not None:
+                references.append((code, *pair))
+                keys.append(f"{pair[0]}/{pair[1]}" if pair[0] else pair[1])
             if isinstance(ident, dict):
-                pairs, _ = token_values(ident)
-                entries.tokens.extend((code + ":identifier", s, c) for s, c in pairs)
-                keys.extend(c for _, c in pairs)
-    elif definition.type in ("quantity", "number"):
+                pairs: list[tuple[str, str]] = []
+                _collect_tokens(ident, pairs, [])
+                for system, token in pairs:
+                    tokens.append((by_identifier, system, token))
+                    keys.append(token)
+        if keys:
+            entries.sort[code] = min(keys)
+
+    return add
+
+
+def _number_adder(code: str) -> Adder:
+    canonical_code = code + ":canonical"
+
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        numbers = entries.numbers
+        keys: list[float] = []
         for value in values:
             for number, system, unit in number_values(value):
-                entries.numbers.append((code, number, system, unit))
+                numbers.append((code, number, system, unit))
                 keys.append(number)
                 canonical = ucum_canonical(number, unit) if system == UCUM else None
                 if canonical is not None:
-                    entries.numbers.append((code + ":canonical", canonical[0], UCUM, canonical[1]))
-    elif definition.type == "uri":
-        for value in values:
-            if isinstance(value, str):
-                entries.uris.append((code, value))
-                keys.append(value)
-    if keys:
-        entries.sort[code] = min(keys, key=_sort_key)
+                    numbers.append((canonical_code, canonical[0], UCUM, canonical[1]))
+        if keys:
+            entries.sort[code] = min(keys)
+
+    return add
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
-    return (0, value) if isinstance(value, int | float) else (1, str(value))
+def _uri_adder(code: str) -> Adder:
+    def add(entries: IndexEntries, values: list[Any]) -> None:
+        keys = [value for value in values if isinstance(value, str)]
+        if keys:
+            entries.uris += [(code, value) for value in keys]
+            entries.sort[code] = min(keys)
+
+    return add
 
 
-_COMPONENT: dict[
-    str, Callable[[Any], list[tuple[str, str, float | None, int | None, int | None, str]]]
-] = {
+_ADDERS: dict[str, Callable[[str], Adder]] = {
+    "token": _token_adder,
+    "string": _string_adder,
+    "date": _date_adder,
+    "reference": _reference_adder,
+    "quantity": _number_adder,
+    "number": _number_adder,
+    "uri": _uri_adder,
+}
+
+
+# ---- composites ---------------------------------------------------------------------------
+
+# One composite component value: (system, code, number, low, high, folded string).
+_Part = tuple[str, str, float | None, int | None, int | None, str]
+
+_COMPONENT: dict[str, Callable[[Any], list[_Part]]] = {
     "token": lambda v: [(s, c, None, None, None, "") for s, c in token_values(v)[0]],
     "quantity": lambda v: [(s, c, n, None, None, "") for n, s, c in number_values(v)],
     "number": lambda v: [("", "", n, None, None, "") for n, _, _ in number_values(v)],
@@ -285,23 +404,35 @@ _COMPONENT: dict[
 }
 
 
-def _add_composite(
-    entries: IndexEntries,
-    definition: SearchParamDef,
-    roots: list[Any],
-    parts: list[tuple[str, Evaluator]],
-) -> None:
-    if len(parts) != 2:
-        return
-    (a_type, a_eval), (b_type, b_eval) = parts
-    for root in roots:
-        a_values = [x for v in a_eval(root) for x in _COMPONENT.get(a_type, _none)(v)]
-        b_values = [x for v in b_eval(root) for x in _COMPONENT.get(b_type, _none)(v)]
-        for a in a_values:
-            for b in b_values:
-                entries.composites.append((definition.code, a[0], a[1], *b))
-    if any(row[0] == definition.code for row in entries.composites):
-        entries.sort.setdefault(definition.code, 1)
+def _component(
+    registry: SearchRegistry, component: Component
+) -> tuple[Evaluator, Callable[[Any], list[_Part]]]:
+    convert = _COMPONENT.get(registry.component_type(component), _none)
+    return compile_expression(component.expression, root_type=None), convert
+
+
+def _composite_adder(definition: SearchParamDef, registry: SearchRegistry) -> Adder | None:
+    if len(definition.components) != 2:
+        return None
+    code = definition.code
+    a_eval, a_convert = _component(registry, definition.components[0])
+    b_eval, b_convert = _component(registry, definition.components[1])
+
+    def add(entries: IndexEntries, roots: list[Any]) -> None:
+        rows = entries.composites
+        before = len(rows)
+        for root in roots:
+            # The rows are a x b: without a b value the a values need not be computed.
+            b_values = [x for v in b_eval(root) for x in b_convert(v)]
+            if not b_values:
+                continue
+            for v in a_eval(root):
+                for a in a_convert(v):
+                    rows += [(code, a[0], a[1], *b) for b in b_values]
+        if len(rows) > before:
+            entries.sort.setdefault(code, 1)
+
+    return add
 
 
 def _none(_: Any) -> list[Any]:
@@ -312,16 +443,8 @@ def extract_index(resource: dict[str, Any], registry: SearchRegistry) -> IndexEn
     """Every search value of ``resource``, normalized for equality/range lookups."""
     plan = _plan(str(resource.get("resourceType")), registry)
     entries = IndexEntries()
-    for definition, evaluate, roots in plan.params:
-        if not _present(resource, roots):
-            continue
+    for evaluate, add in plan.for_resource(resource):
         values = evaluate(resource)
         if values:
-            _add(entries, definition, values)
-    for definition, evaluate, parts, roots in plan.composites:
-        if not _present(resource, roots):
-            continue
-        found = evaluate(resource)
-        if found:
-            _add_composite(entries, definition, found, parts)
+            add(entries, values)
     return entries

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 # Dates are indexed as integer milliseconds since the epoch (UTC), inclusive ranges.
@@ -21,14 +22,28 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def fold(text: str) -> str:
     """Case- and accent-insensitive form (NFKC so Hangul syllables and jamo agree)."""
+    if text.isascii():
+        # ASCII has no decompositions or combining marks, and casefold() is lower() there.
+        return text.lower().strip()
+    if len(text) <= _CACHED_LENGTH:
+        return _fold_cached(text)
+    return _fold_unicode(text)
+
+
+def _fold_unicode(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    stripped = "".join([ch for ch in decomposed if not unicodedata.combining(ch)])
     return unicodedata.normalize("NFKC", stripped).casefold().strip()
+
+
+# Names, displays and codes repeat across resources; long free text is not cached.
+_CACHED_LENGTH = 128
+_fold_cached = functools.lru_cache(maxsize=4096)(_fold_unicode)
 
 
 def exact(text: str) -> str:
     """The form :exact compares: Unicode-normalized (NFC), case and accents kept."""
-    return unicodedata.normalize("NFC", text)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def _ms(value: datetime) -> int:
@@ -37,6 +52,72 @@ def _ms(value: datetime) -> int:
 
 def date_range(text: str) -> tuple[int, int] | None:
     """The inclusive [low, high] range in ms a FHIR date/dateTime/instant covers."""
+    m = _FULL_DATE_RE.fullmatch(text)
+    if m is not None:
+        return _full_date_range(*m.groups())
+    return _date_range(text)
+
+
+# Full dates and seconds-precision times (the usual forms), on integer microseconds.
+_FULL_DATE_RE = re.compile(
+    r"(\d{4}-\d{2}-\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,
+)
+_US_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_MIN_US = MIN_MS * 1000  # datetime.min and datetime.max: beyond them _date_range overflows
+_MAX_US = MAX_MS * 1000 + 999
+
+
+@functools.lru_cache(maxsize=1024)
+def _day_start_us(day: str) -> int | None:
+    """``YYYY-MM-DD`` as µs since the epoch, None if no such day (cached: days repeat)."""
+    try:
+        ordinal = date(int(day[:4]), int(day[5:7]), int(day[8:])).toordinal()
+    except ValueError:
+        return None
+    return (ordinal - _EPOCH_ORDINAL) * _US_PER_DAY
+
+
+def _full_date_range(
+    day: str,
+    hour: str | None,
+    minute: str | None,
+    second: str | None,
+    frac: str | None,
+    tz: str | None,
+) -> tuple[int, int] | None:
+    """``_date_range`` for what ``_FULL_DATE_RE`` matches, without datetime objects."""
+    start = _day_start_us(day)
+    if start is None:
+        return None
+    if hour is None or minute is None or second is None:
+        end = start + _US_PER_DAY
+    else:
+        h, m, s = int(hour), int(minute), int(second)
+        if h > 23 or m > 59 or s > 59:
+            return None
+        start += ((h * 60 + m) * 60 + s) * 1_000_000
+        if frac:
+            start += int((frac + "000000")[:6])
+        if tz and tz != "Z":
+            offset = (int(tz[1:3]) * 60 + int(tz[4:6])) * 60_000_000
+            start += offset if tz[0] == "-" else -offset
+        if not _MIN_US <= start <= _MAX_US:
+            return None
+        if not frac:
+            end = start + 1_000_000
+        elif len(frac) < 3:
+            end = start + 10 ** (3 - len(frac)) * 1000
+        else:
+            end = start + 1000
+    if end > _MAX_US:
+        return None
+    return start // 1000, end // 1000 - 1
+
+
+def _date_range(text: str) -> tuple[int, int] | None:
+    """``date_range`` for every form (partial dates, odd spacing), on datetime objects."""
     m = _DATE_RE.match(text.strip())
     if not m:
         return None

@@ -3,6 +3,7 @@
 fhirpathpy costs ~31 µs per expression and defines the semantics; the walk covers the
 forms the R4 search parameters use (dotted paths, ``as``, ``where(resolve() is T)``,
 ``where(field='x')``, top-level ``|``) and is tested against fhirpathpy on the examples.
+Patient.deceased (``exists() and != false``) answers plain booleans/dateTimes directly.
 """
 
 from __future__ import annotations
@@ -115,38 +116,87 @@ def _reference_type(node: dict[str, Any]) -> str | None:
     return declared if isinstance(declared, str) else None
 
 
-def _walk(ops: list[_Op], root: Any) -> list[Any]:
-    nodes: list[Any] = [root]
-    for op in ops:
+# One compiled op: the nodes after it, from the nodes before it.
+_StepFn = Callable[[list[Any]], list[Any]]
+
+
+def _children(node: Any, name: str, exact: bool) -> list[Any]:
+    """``name`` of a dict node as a new list (nulls dropped); ``value`` also finds
+    ``valueQuantity`` unless an ``as`` already fixed the type."""
+    if not isinstance(node, dict):
+        return []
+    value = node.get(name)
+    if value is None:
+        if exact:
+            return []
+        value = _choice_value(node, name)
+        if value is None:
+            return []
+    if isinstance(value, list):
+        return [v for v in value if v is not None] if None in value else value.copy()
+    return [value]
+
+
+def _child_step(name: str, exact: bool) -> _StepFn:
+    def step(nodes: list[Any]) -> list[Any]:
+        if len(nodes) == 1:
+            return _children(nodes[0], name, exact)
         out: list[Any] = []
-        if isinstance(op, _Step):
-            for node in nodes:
-                if not isinstance(node, dict):
-                    continue
-                value = node.get(op.name)
-                if value is None and not op.exact:
-                    value = _choice_value(node, op.name)
-                if value is None:
-                    continue
-                if isinstance(value, list):
-                    out.extend(v for v in value if v is not None)
-                else:
-                    out.append(value)
-        elif isinstance(op, _RefIs):
-            out = [n for n in nodes if isinstance(n, dict) and _reference_type(n) == op.target]
-        else:
-            out = [n for n in nodes if isinstance(n, dict) and n.get(op.field) == op.literal]
-        nodes = out
+        for node in nodes:
+            out += _children(node, name, exact)
+        return out
+
+    return step
+
+
+def _ref_is_step(target: str) -> _StepFn:
+    def step(nodes: list[Any]) -> list[Any]:
+        return [n for n in nodes if isinstance(n, dict) and _reference_type(n) == target]
+
+    return step
+
+
+def _eq_step(name: str, literal: str) -> _StepFn:
+    def step(nodes: list[Any]) -> list[Any]:
+        return [n for n in nodes if isinstance(n, dict) and n.get(name) == literal]
+
+    return step
+
+
+def _compile_op(op: _Op) -> _StepFn:
+    if isinstance(op, _Step):
+        return _child_step(op.name, op.exact)
+    if isinstance(op, _RefIs):
+        return _ref_is_step(op.target)
+    return _eq_step(op.field, op.literal)
+
+
+def _program(ops: list[_Op]) -> Evaluator:
+    """The nodes ``ops`` lead to from a root, as one function."""
+    steps = [_compile_op(op) for op in ops]
+    first = ops[0] if ops else None
+    if not isinstance(first, _Step):
+        return lambda root: _follow(steps, [root])
+    # Most expressions start with an element of the root: read it without a node list.
+    name, exact, rest = first.name, first.exact, steps[1:]
+    if not rest:
+        return lambda root: _children(root, name, exact)
+    return lambda root: _follow(rest, _children(root, name, exact))
+
+
+def _follow(steps: list[_StepFn], nodes: list[Any]) -> list[Any]:
+    for step in steps:
         if not nodes:
             break
+        nodes = step(nodes)
     return nodes
 
 
 def _choice_value(node: dict[str, Any], name: str) -> Any:
     size = len(name)
-    for key, value in node.items():
-        if len(key) > size and key.startswith(name) and key[size].isupper():
-            return value
+    for key in node:
+        if key.startswith(name) and len(key) > size and key[size].isupper():
+            return node[key]
     return None
 
 
@@ -164,10 +214,17 @@ def compile_fast(expression: str, *, root_type: str | None) -> Evaluator | None:
             programs.append(ops)
     except _Unsupported:
         return None
-    if len(programs) == 1:
-        only = programs[0]
-        return lambda resource: _walk(only, resource)
-    return lambda resource: [v for ops in programs for v in _walk(ops, resource)]
+    compiled = [_program(ops) for ops in programs]
+    if len(compiled) == 1:
+        return compiled[0]
+
+    def union(resource: Any) -> list[Any]:
+        out: list[Any] = []
+        for program in compiled:
+            out += program(resource)
+        return out
+
+    return union
 
 
 def compile_fhirpath(expression: str) -> Evaluator:
@@ -183,9 +240,44 @@ def compile_fhirpath(expression: str) -> Evaluator:
     return evaluate
 
 
+_EXISTS_NOT_FALSE = re.compile(r"^(\w+)\.(\w+)\.exists\(\) and \1\.\2 != false$")
+
+
+def compile_exists_not_false(expression: str, *, root_type: str | None) -> Evaluator | None:
+    """``T.x.exists() and T.x != false`` (Patient.deceased) for a boolean/dateTime choice:
+    answered directly when the resource holds just ``xBoolean`` or just ``xDateTime``,
+    else by fhirpathpy (extensions, several values, other types)."""
+    m = _EXISTS_NOT_FALSE.match(expression.strip())
+    if m is None or m.group(1) != root_type:
+        return None
+    name = m.group(2)
+    choices = models["r4"]["choiceTypePaths"].get(f"{root_type}.{name}") or ()
+    if "Boolean" not in choices:
+        return None
+    boolean_key = name + "Boolean"
+    datetime_key = name + "DateTime" if "DateTime" in choices else None
+    prefixes = (name, "_" + name)
+    slow = compile_fhirpath(expression)
+
+    def evaluate(resource: Any) -> list[Any]:
+        if isinstance(resource, dict) and resource.get("resourceType") == root_type:
+            keys = [key for key in resource if key.startswith(prefixes)]
+            if len(keys) == 1:
+                value = resource[keys[0]]
+                if keys[0] == boolean_key and isinstance(value, bool):
+                    return [value]  # exists, and it is itself "!= false"
+                if keys[0] == datetime_key and isinstance(value, str):
+                    return [True]  # a dateTime is never equal to false
+        return slow(resource)
+
+    return evaluate
+
+
 def compile_expression(expression: str, *, root_type: str | None) -> Evaluator:
     """Fast walk when possible, else fhirpathpy. ``root_type`` None: a relative path."""
     fast = compile_fast(expression, root_type=root_type)
+    if fast is None:
+        fast = compile_exists_not_false(expression, root_type=root_type)
     if fast is not None:
         return fast
     return compile_fhirpath(expression)

@@ -142,14 +142,15 @@ def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch, *, audit_key: byte
             indexes[rid] = (rid, write.resource_type, write.index)
     # Index and history rows of the whole batch go in with one statement per table.
     sqlite_search.write_indexes(conn, list(indexes.values()))
-    conn.executemany(
-        "INSERT INTO history (rtype, id, version, last_updated, deleted, method, body)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.method, w.body)
-            for w in batch.writes
-        ],
-    )
+    if batch.writes:
+        conn.executemany(
+            "INSERT INTO history (rtype, id, version, last_updated, deleted, method, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (w.resource_type, w.id, w.version, w.last_updated, int(w.deleted), w.method, w.body)
+                for w in batch.writes
+            ],
+        )
     for record in batch.records:
         apply_record(conn, record)
     if batch.audit:
