@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from profiles.elements import DATA_DIR, ElementTable, Node, element_table
+from profiles.elements import DATA_DIR, ElementTable, element_table
 from profiles.issues import ValidationIssue
 
 MIME_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;.*)?$")
@@ -107,25 +106,6 @@ class BindingIndex:
                     bound.append((key, child.path, vs))
             if bound:
                 self.by_parent[parent] = tuple(bound)
-
-    def check(self, node: Node) -> Iterator[ValidationIssue]:
-        """Check the bound children of one node."""
-        for key, path, vs in self.by_parent.get(node.type_path, ()):
-            raw = node.value.get(key)
-            if raw is None:
-                continue
-            element = path if "." in path else key
-            if isinstance(raw, list):
-                for i, item in enumerate(raw):
-                    issue = code_issue(
-                        vs, item, element=element, expression=f"{node.expression}.{key}[{i}]"
-                    )
-                    if issue:
-                        yield issue
-            else:
-                issue = code_issue(vs, raw, element=element, expression=f"{node.expression}.{key}")
-                if issue:
-                    yield issue
 
 
 @cache

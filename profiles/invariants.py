@@ -16,14 +16,14 @@ six types except inside extension values).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from profiles.elements import Node
-from profiles.issues import Severity, ValidationIssue
+from profiles.issues import Severity
 
 UCUM = "http://unitsofmeasure.org"
 Predicate = Callable[[dict[str, Any], Node], bool]
@@ -175,23 +175,28 @@ def _contained_referenced(d: dict[str, Any], _: Node) -> bool:
     contained = _dicts(d.get("contained"))
     if not contained:
         return True
-    strings = set(_strings(d))
+    strings = _string_set(d)
     for c in contained:
         cid = c.get("id")
-        if f"#{cid}" not in strings and "#" not in set(_strings(c)):
+        if f"#{cid}" not in strings and "#" not in _string_set(c):
             return False
     return True
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
+def _string_set(value: Any) -> set[str]:
+    """Every string anywhere inside value."""
+    out: set[str] = set()
+    stack = [value]
+    pop, push, add = stack.pop, stack.extend, out.add
+    while stack:
+        v = pop()
+        if isinstance(v, str):
+            add(v)
+        elif isinstance(v, dict):
+            push(v.values())
+        elif isinstance(v, list):
+            push(v)
+    return out
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -349,30 +354,3 @@ class InvariantSet:
 
     def keys(self) -> set[str]:
         return {inv.key for invs in self.by_type.values() for inv in invs}
-
-    def check(self, node: Node) -> Iterator[ValidationIssue]:
-        """Run the invariants that apply to one node; yield an issue per failure."""
-        value = node.value
-        if value.keys() <= {"id"}:
-            yield ValidationIssue(
-                "error",
-                "invariant",
-                node.expression,
-                "ele-1: All FHIR elements must have a @value or children",
-            )
-        for key, raw in value.items():
-            if raw is None or raw == [] or raw == "":
-                yield ValidationIssue(
-                    "error",
-                    "invariant",
-                    f"{node.expression}.{key}",
-                    "ele-1: empty strings, empty arrays and nulls are not allowed in FHIR JSON",
-                )
-        contained = value is not node.root
-        for inv in self.by_type.get(node.type_path, ()):
-            if inv.root_only and contained:
-                continue
-            if not inv.check(value, node):
-                yield ValidationIssue(
-                    inv.severity, "invariant", node.expression, f"{inv.key}: {inv.human}"
-                )

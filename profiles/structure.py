@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from profiles.elements import ElementTable, Node
+from profiles.fastmodel import surely_valid
 from profiles.issues import ValidationIssue
 
 _CODES = {
@@ -16,14 +15,14 @@ _CODES = {
     "model_field_validation.missing": ("required", "required element is missing"),
     "extra_forbidden": ("structure", "unknown element"),
 }
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
+JSON_TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "integer": (int,),
     "positiveInt": (int,),
     "unsignedInt": (int,),
     "decimal": (int, float),
 }
-_JSON_TYPE_CODES = frozenset(_JSON_TYPES)
+JSON_TYPE_CODES = frozenset(JSON_TYPES)
 
 
 def loc_to_expression(resource_type: str, loc: tuple[int | str, ...]) -> str:
@@ -59,6 +58,8 @@ def model_issues(resource: Any) -> list[ValidationIssue]:
         model = get_fhir_model_class(rt)
     except (ValueError, KeyError, AttributeError):
         return [ValidationIssue("fatal", "not-supported", "resourceType", "unknown resource type")]
+    if surely_valid(model, resource):
+        return []
     try:
         model.model_validate(resource)
     except ValidationError as exc:
@@ -72,23 +73,3 @@ def model_issues(resource: Any) -> list[ValidationIssue]:
         # fhir.resources itself trips on some malformed input (e.g. an unknown contained type).
         return [ValidationIssue("error", "structure", rt, "the resource could not be parsed")]
     return []
-
-
-def primitive_issues(node: Node, table: ElementTable) -> Iterator[ValidationIssue]:
-    """JSON booleans and numbers must be JSON booleans and numbers, not strings."""
-    value = node.value
-    for key, type_code in table.keys_of_types(node.type_path, _JSON_TYPE_CODES):
-        raw = value.get(key)
-        if raw is None:
-            continue
-        allowed = _JSON_TYPES[type_code]
-        items = raw if isinstance(raw, list) else [raw]
-        for i, item in enumerate(items):
-            ok = isinstance(item, allowed) and (
-                type_code == "boolean" or not isinstance(item, bool)
-            )
-            if not ok and item is not None:
-                expr = f"{node.expression}.{key}" + (f"[{i}]" if isinstance(raw, list) else "")
-                yield ValidationIssue(
-                    "error", "structure", expr, f"{expr}: expected a JSON {type_code}"
-                )

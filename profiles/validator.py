@@ -20,7 +20,8 @@ from profiles.profile import (
     ProfileChecker,
     load_definitions,
 )
-from profiles.structure import model_issues, primitive_issues
+from profiles.structure import model_issues
+from profiles.walker import NodeChecker
 
 __all__ = ["Validator", "has_errors", "to_operation_outcome"]
 
@@ -44,6 +45,7 @@ class Validator:
         self.bindings = BindingIndex(self.table, self.terminology)
         constraints = json.loads((DATA_DIR / "constraints.json").read_text())
         self.invariants = InvariantSet(constraints, RESOURCE_TYPES)
+        self.nodes = NodeChecker(self.table, self.bindings, self.invariants)
         substitutions = {DEFAULT_MRN_SYSTEM: mrn_system} if mrn_system != DEFAULT_MRN_SYSTEM else {}
         self.profiles: dict[str, Profile] = load_definitions(
             [Path(d) for d in profile_dirs],
@@ -85,11 +87,7 @@ class Validator:
         rtype: str = resource["resourceType"]
         if mode == "update" and not resource.get("id"):
             issues.append(ValidationIssue("error", "required", f"{rtype}.id", "update needs an id"))
-        seen = {i.expression for i in issues}
-        for node in self.table.walk(resource):
-            issues.extend(i for i in primitive_issues(node, self.table) if i.expression not in seen)
-            issues.extend(self.bindings.check(node))
-            issues.extend(self.invariants.check(node))
+        issues.extend(self.nodes.check(resource, {i.expression for i in issues}))
         for url, explicit, where in self._profiles_to_check(resource, rtype, profile):
             found = self.profiles.get(url)
             if found is None:
