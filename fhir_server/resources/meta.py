@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -34,9 +35,19 @@ os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 def new_id() -> str:
-    """A random (version 4) UUID. Ids are not secrets, so a seeded PRNG serves: it never
-    waits on the GIL in a system call in the middle of a write."""
-    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+    """A time-ordered (version 7, RFC 9562) UUID: 48 bits of Unix milliseconds, then 74
+    random bits. Ids made together sort together, so the unique indexes on ids grow at
+    their right edge instead of dirtying a random page per insert (a random id costs a
+    whole page in the WAL at every commit). Ids are not secrets, so a seeded PRNG serves:
+    it never waits on the GIL in a system call in the middle of a write."""
+    millis = time.time_ns() // 1_000_000 & _MILLIS_MASK
+    rand = _ids.getrandbits(74)
+    value = millis << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B_MASK
+    return str(uuid.UUID(int=value))
+
+
+_MILLIS_MASK = (1 << 48) - 1
+_RAND_B_MASK = (1 << 62) - 1
 
 
 def now_instant() -> str:

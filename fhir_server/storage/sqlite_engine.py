@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +29,8 @@ from fhir_server.storage.sqlite_schema import CORE_SCHEMA
 T = TypeVar("T")
 _GROUP_LIMIT = 512  # jobs per group commit: bounds the latency one commit can add
 _READERS = 4
+_BUSY_TIMEOUT_MS = 10_000
+_CHECKPOINT_WAIT_MS = 200
 
 
 class _Job:
@@ -40,6 +44,12 @@ class _Job:
 class SqliteEngine:
     """Connections, threads and the group-commit loop; the store's methods build on it."""
 
+    # Past this size the writer forces a checkpoint that resets the WAL: automatic
+    # (passive) checkpoints never reset it while some reader or other process always
+    # holds a snapshot, and the file then grows without bound ("checkpoint starvation").
+    wal_limit = 64 * 1024 * 1024
+    wal_check_seconds = 1.0
+
     def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
         self.path = Path(path)
         self.audit_key = audit_key
@@ -52,6 +62,7 @@ class SqliteEngine:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._next_wal_check = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -82,7 +93,7 @@ class SqliteEngine:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=10.0
         )
-        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
@@ -119,8 +130,30 @@ class SqliteEngine:
                     break
                 group.append(nxt)
             self._run_group(group)
+            self._keep_wal_small()
             if stop:
                 return
+
+    def _keep_wal_small(self) -> None:
+        now = time.monotonic()
+        if now < self._next_wal_check:
+            return
+        self._next_wal_check = now + self.wal_check_seconds
+        try:
+            size = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        conn = self._writer
+        if size > self.wal_limit and conn is not None:
+            # TRUNCATE (RESTART, then the file cut to zero) waits for readers of older
+            # snapshots (new readers go on); writes wait meanwhile, so it gets a short
+            # timeout: a snapshot held longer only postpones the reset to a later check.
+            conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
     def _run_group(self, group: list[_Job]) -> None:
         conn = self._writer
