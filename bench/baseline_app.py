@@ -18,7 +18,7 @@ PATIENT = orjson.dumps(
     }
 )
 
-app = FastAPI()
+app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
 
 @app.get("/fhir/Patient/{pid}")

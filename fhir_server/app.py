@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from fhir_server.api import capability, operations, rest
 from fhir_server.api.errors import install_error_handlers
@@ -27,6 +28,8 @@ from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 from profiles import Validator
 from profiles.validator import KRCORE_DIR, MEDICORE_DIR
+
+_NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def build_service(settings: Settings, store: Store) -> ResourceService:
@@ -94,6 +97,9 @@ def create_app(
         description="FHIR R4 server: Patient, Encounter, MedicationRequest, Observation, "
         "Provenance (full REST) and AuditEvent (read/search).",
         lifespan=lifespan,
+        # Metrics and logs are our own (Prometheus, JSON lines); FastAPI's OpenTelemetry
+        # hooks would otherwise look for a configured provider on every request.
+        telemetry=_NO_OPENTELEMETRY,
     )
     app.state.settings = settings
     app.state.store = the_store
