@@ -81,9 +81,7 @@ def write_index(
     write_indexes(conn, [(rid, resource_type, entries)])
 
 
-def write_indexes(
-    conn: sqlite3.Connection, resources: list[tuple[int, str, IndexEntries]]
-) -> None:
+def write_indexes(conn: sqlite3.Connection, resources: list[tuple[int, str, IndexEntries]]) -> None:
     """Insert the index rows of several resources: one statement per table for them all."""
     tokens: list[tuple[Any, ...]] = []
     texts: list[tuple[Any, ...]] = []
