@@ -111,3 +111,12 @@ def test_dockerfile_is_multi_stage_non_root_with_a_healthcheck() -> None:
 def test_dockerignore_keeps_data_and_keys_out() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {"data", "*.db", "*.key", ".env", ".git"} <= ignored
+
+
+def test_the_app_user_may_not_change_or_remove_audit_records(compose: dict[str, Any]) -> None:
+    init = " ".join(compose["services"]["mongo-init"]["entrypoint"])
+    assert 'on("audit", ["find", "insert", "createIndex"])' in init
+    assert 'roles: [{role: "readWrite", db: "medicore"}]' not in init.split("medicore-backup")[0]
+    assert 'admin.updateUser("medicore", {roles: appRoles})' in init
+    created = 'createUser({user: "medicore", pwd: process.env.MONGO_APP_PASSWORD, roles: appRoles})'
+    assert created in init
