@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from fhir_server.search.compare import Condition, date_condition, number_condition
+from fhir_server.search.errors import SearchError
 from fhir_server.search.query import (
     CHAIN,
     COMPOSITE,
@@ -37,7 +38,9 @@ from fhir_server.search.query import (
 SEP = "\x1f"
 MAX_CHAR = "\U0010ffff"
 _OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
-MAX_RESOLVED = 100_000  # chained / _has targets resolved into one $in
+# Chained / _has targets are resolved into one $in: past this many, the search is refused
+# (400) rather than answered from a cut list. SQLite joins instead and has no such bound.
+MAX_RESOLVED = 100_000
 
 
 def token_keys(param: str, system: str, code: str) -> list[str]:
@@ -184,8 +187,8 @@ async def _chain_filter(db: Any, criterion: Criterion) -> dict[str, Any]:
     keys: list[str] = []
     for target, inner in chain.targets:
         target_filter = await query_filter(db, (target,), (inner,))
-        cursor = db["resources"].find(target_filter, {"id": 1}).limit(MAX_RESOLVED)
-        async for doc in cursor:
+        cursor = db["resources"].find(target_filter, {"id": 1})
+        for doc in await _bounded(cursor, f"{criterion.param}.{inner.param}"):
             keys.append(f"{criterion.param}{SEP}{target}{SEP}{doc['id']}")
     return {"idx.rf": {"$in": keys}}
 
@@ -194,11 +197,19 @@ async def _has_filter(db: Any, has: HasValue) -> dict[str, Any]:
     source_filter = await query_filter(db, (has.source_type,), (has.inner,))
     prefix = has.ref_param + SEP
     targets: set[str] = set()
-    cursor = db["resources"].find(source_filter, {"idx.rf": 1}).limit(MAX_RESOLVED)
-    async for doc in cursor:
+    cursor = db["resources"].find(source_filter, {"idx.rf": 1})
+    name = f"_has:{has.source_type}:{has.ref_param}:{has.inner.param}"
+    for doc in await _bounded(cursor, name):
         for key in doc.get("idx", {}).get("rf", ()):
             if key.startswith(prefix):
                 _, rtype, rid = key.split(SEP, 2)
                 if rtype and rtype != "*":
                     targets.add(f"{rtype}/{rid}")
     return {"_id": {"$in": sorted(targets)}}
+
+
+async def _bounded(cursor: Any, param: str) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = await cursor.limit(MAX_RESOLVED + 1).to_list(None)
+    if len(docs) > MAX_RESOLVED:
+        raise SearchError(param, f"matches more than {MAX_RESOLVED:,} resources; narrow it down")
+    return docs

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from fhir_server.search.errors import SearchError
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage import mongo_search_filter
 from tests.integration.search.stores import Backend, examples
 
 OBS_ON_EXAMPLE = {
@@ -186,6 +188,25 @@ async def test_chain_and_has(loaded: Backend) -> None:
     assert await loaded.ids("Observation", [("patient.family", "nobody")]) == set()
     has = await loaded.ids("Patient", [("_has:Observation:patient:code", "85354-9")])
     assert has == {"example"}
+
+
+async def test_mongo_refuses_a_chain_or_has_it_would_have_to_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """MongoDB resolves chain and _has targets into one $in; past its bound the search is
+    a 400 naming the parameter, never an answer from a cut list (SQLite joins instead)."""
+    loaded = Backend("mongo", SearchRegistry.default())
+    await loaded.open()
+    for resource in examples():
+        await loaded.put(resource)
+    monkeypatch.setattr(mongo_search_filter, "MAX_RESOLVED", 1)
+    assert await loaded.ids("Observation", [("patient.family", "chalmers")]) == OBS_ON_EXAMPLE
+    with pytest.raises(SearchError) as chain:
+        await loaded.ids("Observation", [("patient.gender", "male,female")])
+    assert chain.value.param == "patient.gender"
+    with pytest.raises(SearchError) as has:
+        await loaded.ids("Patient", [("_has:Observation:patient:status", "final")])
+    assert has.value.param == "_has:Observation:patient:status"
 
 
 async def test_tombstones_never_match(backend: Backend) -> None:
