@@ -31,6 +31,7 @@ _GROUP_LIMIT = 512  # jobs per group commit: bounds the latency one commit can a
 _READERS = 4
 _BUSY_TIMEOUT_MS = 10_000
 _CHECKPOINT_WAIT_MS = 200
+_WAL_BACKOFF_MAX = 60.0
 
 
 class _Job:
@@ -63,6 +64,7 @@ class SqliteEngine:
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._next_wal_check = 0.0
+        self._wal_backoff = 1.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -144,16 +146,23 @@ class SqliteEngine:
         except OSError:
             return
         conn = self._writer
-        if size > self.wal_limit and conn is not None:
-            # TRUNCATE (RESTART, then the file cut to zero) waits for readers of older
-            # snapshots (new readers go on); writes wait meanwhile, so it gets a short
-            # timeout: a snapshot held longer only postpones the reset to a later check.
-            conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
-            try:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        if size <= self.wal_limit or conn is None:
+            return
+        # TRUNCATE (RESTART, then the file cut to zero) waits for readers of older
+        # snapshots (new readers go on) while writes wait, so it gets a short timeout.
+        conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
+        try:
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            busy = bool(row and row[0])
+        except sqlite3.Error:
+            busy = True
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        # A snapshot held for long (e.g. an export in another process): back off, so that
+        # writes are not held up by a wait at every check meanwhile.
+        self._wal_backoff = min(self._wal_backoff * 2, _WAL_BACKOFF_MAX) if busy else 1.0
+        if busy:
+            self._next_wal_check = now + max(self.wal_check_seconds, self._wal_backoff)
 
     def _run_group(self, group: list[_Job]) -> None:
         conn = self._writer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from fhir_server.storage.base import RecordWrite, WriteBatch
@@ -65,5 +66,32 @@ async def test_without_the_guard_the_wal_stays_large(tmp_path: Path) -> None:
         grown = await _grow_wal_behind_a_snapshot(store, path)
         await _fill(store, 200, 2)
         assert _wal_size(path) >= grown > 2 * LIMIT
+    finally:
+        await store.close()
+
+
+async def test_a_snapshot_held_for_long_does_not_hold_up_every_write(tmp_path: Path) -> None:
+    """While a reader keeps an old snapshot, the forced checkpoint cannot finish; the writer
+    backs off instead of waiting for it at every commit."""
+    path = tmp_path / "wal.db"
+    store = SqliteStore(path)
+    store.wal_check_seconds = 0.0
+    await store.open()
+    try:
+        store.wal_limit = NEVER
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM record").fetchone()
+        await _fill(store, 0, 200)
+        store.wal_limit = LIMIT
+
+        started = time.monotonic()
+        await _fill(store, 200, 20)  # the first check waits once, then the writer backs off
+        elapsed = time.monotonic() - started
+
+        assert elapsed < 1.5  # 20 waits of 200 ms would take 4 s
+        assert _wal_size(path) > LIMIT  # still held back by the snapshot
+        reader.execute("COMMIT")
+        reader.close()
     finally:
         await store.close()
