@@ -70,6 +70,15 @@ def _start(folder: Path, *, audit: bool) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("server did not start")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _seed(port: int) -> None:
     body = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Kim"}], "gender": "male"}
     httpx.put(f"http://127.0.0.1:{port}/fhir/Patient/p1", json=body, timeout=10).raise_for_status()
@@ -99,9 +108,11 @@ async def main() -> None:
         _seed(p_port)
         on: list[LoadResult] = []
         off: list[LoadResult] = []
+        cpu = {audited.pid: 0.0, plain.pid: 0.0}  # server CPU seconds during the rounds
         make = lambda i: ("GET", "/fhir/Patient/p1", b"")  # noqa: E731
         for _ in range(args.rounds):
-            for port, bucket in ((p_port, off), (a_port, on)):
+            for process, port, bucket in ((plain, p_port, off), (audited, a_port, on)):
+                before = _cpu_seconds(process.pid)
                 bucket.append(
                     await run_load(
                         "127.0.0.1",
@@ -112,6 +123,7 @@ async def main() -> None:
                         max_seconds=args.seconds,
                     )
                 )
+                cpu[process.pid] += _cpu_seconds(process.pid) - before
         a, b = _merge(on), _merge(off)
         print(
             f"read Patient, concurrency {args.concurrency}, {args.rounds} alternating rounds "
@@ -131,6 +143,13 @@ async def main() -> None:
             f"\nratio on/off: {a.rate / b.rate:.2f} "
             f"(audit costs {100 * (1 - a.rate / b.rate):.0f}%)"
         )
+        if a.requests and b.requests and cpu[plain.pid]:
+            on_us = cpu[audited.pid] / a.requests * 1e6
+            off_us = cpu[plain.pid] / b.requests * 1e6
+            print(
+                f"server CPU per read: {off_us:.0f} µs off, {on_us:.0f} µs on "
+                f"(audit: +{on_us - off_us:.0f} µs)"
+            )
     finally:
         for process in (audited, plain):
             process.terminate()
