@@ -74,15 +74,9 @@ _TABLES = (
 )
 
 
-def write_index(
-    conn: sqlite3.Connection, rid: int, resource_type: str, entries: IndexEntries
-) -> None:
-    """Insert the index rows of one resource (call ``delete_index`` first on rewrite)."""
-    write_indexes(conn, [(rid, resource_type, entries)])
-
-
 def write_indexes(conn: sqlite3.Connection, resources: list[tuple[int, str, IndexEntries]]) -> None:
-    """Insert the index rows of several resources: one statement per table for them all."""
+    """Insert the index rows of several resources, one statement per table for them all
+    (call ``delete_index`` first when a resource is rewritten)."""
     tokens: list[tuple[Any, ...]] = []
     texts: list[tuple[Any, ...]] = []
     strings: list[tuple[Any, ...]] = []

@@ -68,7 +68,7 @@ class Backend:
                 )
                 key = cur.lastrowid
             if not deleted:
-                sqlite_search.write_index(self.conn, key, rtype, entries)
+                sqlite_search.write_indexes(self.conn, [(key, rtype, entries)])
         else:
             doc = {
                 "_id": f"{rtype}/{rid}",
