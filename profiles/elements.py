@@ -1,9 +1,8 @@
-"""Type-aware walk over resource JSON, driven by the R4 element table shipped in data/."""
+"""The R4 element table shipped in data/: the children of each type path, with their types."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -79,51 +78,6 @@ class ElementTable:
             found = tuple((k, c.type) for k, c in kids.items() if c.type in types)
             self._typed[memo_key] = found
         return found
-
-    def child(self, type_path: str, key: str) -> Child | None:
-        kids = self.children.get(type_path)
-        return kids.get(key) if kids else None
-
-    def _descends(self, child: Child) -> bool:
-        return (
-            child.type in BACKBONE_TYPES or child.type == "Resource" or child.type in self.children
-        )
-
-    def walk(self, resource: dict[str, Any]) -> Iterator[Node]:
-        """Yield every complex node of a resource (contained ones included), depth first."""
-        rt = resource.get("resourceType")
-        if isinstance(rt, str) and rt in self.children:
-            yield from self._walk(rt, resource, rt, resource, resource)
-
-    def _walk(
-        self,
-        type_path: str,
-        value: dict[str, Any],
-        expr: str,
-        resource: dict[str, Any],
-        root: dict[str, Any],
-    ) -> Iterator[Node]:
-        yield Node(type_path, value, expr, resource, root)
-        kids = self.children.get(type_path)
-        if not kids:
-            return
-        for key, raw in value.items():
-            child = kids.get(key)
-            if child is None or not self._descends(child):
-                continue
-            items = raw if isinstance(raw, list) else [raw]
-            for i, item in enumerate(items):
-                if not isinstance(item, dict):
-                    continue
-                sub = f"{expr}.{key}[{i}]" if isinstance(raw, list) else f"{expr}.{key}"
-                if child.type == "Resource":
-                    inner = item.get("resourceType")
-                    if isinstance(inner, str) and inner in self.children:
-                        yield from self._walk(inner, item, sub, item, root)
-                elif child.type in BACKBONE_TYPES:
-                    yield from self._walk(child.path, item, sub, resource, root)
-                else:
-                    yield from self._walk(child.type, item, sub, resource, root)
 
 
 @cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from fhir_server.resources.meta import SUPPORTED_TYPES
 from fhir_server.search import parse_values as pv
 from fhir_server.search.errors import SearchError
 from fhir_server.search.query import (
@@ -32,14 +33,6 @@ from fhir_server.search.query import (
 from fhir_server.search.registry import UNSUPPORTED, SearchParamDef, SearchRegistry
 from fhir_server.search.result_params import parse_control
 
-SUPPORTED_TYPES = (
-    "Patient",
-    "Encounter",
-    "MedicationRequest",
-    "Observation",
-    "Provenance",
-    "AuditEvent",
-)
 # Parameters accepted everywhere and handled outside criteria.
 CONTROL = RESULT_PARAMS | {"_type", "_format", "_pretty"}
 # Bounds that keep one query's compiled form small on both stores (SQLite caps expression

@@ -11,14 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-RESOURCE_TYPES = (
-    "Patient",
-    "Encounter",
-    "MedicationRequest",
-    "Observation",
-    "Provenance",
-    "AuditEvent",
-)
+from profiles.elements import RESOURCE_TYPES
+
 SKIP_TYPES = {"Element", "BackboneElement", "Resource"}
 OPEN_SYSTEMS = {"urn:ietf:bcp:13"}
 DATA = Path(__file__).resolve().parent.parent / "data"

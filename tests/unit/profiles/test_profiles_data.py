@@ -37,7 +37,7 @@ def test_required_binding_is_indexed(rtype: str, path: str, valueset: str, via: 
 
 def test_choice_elements_are_expanded() -> None:
     table = element_table()
-    child = table.child("Observation", "valueQuantity")
+    child = table.children["Observation"].get("valueQuantity")
     assert child is not None and child.type == "Quantity" and child.path == "Observation.value[x]"
-    ref = table.child("Observation.component", "referenceRange")
+    ref = table.children["Observation.component"].get("referenceRange")
     assert ref is not None and ref.path == "Observation.referenceRange"
