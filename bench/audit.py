@@ -21,21 +21,13 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import LoadResult, run_load
+from bench.loadgen import LoadResult, free_port, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _start(folder: Path, *, audit: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.loadgen import free_port
 from fhir_server.hl7.client import MllpClient, ack_code
 
 OBX = [
@@ -77,17 +77,10 @@ async def measure(port: int, *, connections: int, messages: int, run: str) -> di
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _start_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
     import httpx
 
-    http_port, mllp_port = _free_port(), _free_port()
+    http_port, mllp_port = free_port(), free_port()
     command = [
         sys.executable,
         "-m",

@@ -4,6 +4,7 @@ bottleneck, so no httpx here); bounded by request count and time, loopback only.
 from __future__ import annotations
 
 import asyncio
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -77,6 +78,13 @@ async def _worker(
                 result.errors += 1
     finally:
         writer.close()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, for a benchmark server to take."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def run_load(

@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.loadgen import LoadResult, run_load
+from bench.loadgen import LoadResult, free_port, run_load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="medicore-bench-"))
-    base_port, our_port = 18931, 18932
+    base_port, our_port = free_port(), free_port()
     uvicorn = [sys.executable, "-m", "uvicorn", "--log-level", "warning", "--no-access-log"]
     baseline = _start(
         [*uvicorn, "bench.baseline_app:app", "--port", str(base_port)], base_port, ROOT
