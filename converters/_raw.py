@@ -48,9 +48,13 @@ def codec_for(charset: str) -> str | None:
     if name.upper() in CHARSETS:
         return CHARSETS[name.upper()]
     try:
-        return codecs.lookup(name).name
+        info = codecs.lookup(name)
     except LookupError:
         return None
+    # Only text encodings: bytes-to-bytes codecs (base64, hex, zlib...) and str-to-str ones
+    # (rot13) are in the same registry but cannot decode a message.
+    text_encoding = getattr(info, "_is_text_encoding", True) and info.name != "undefined"
+    return info.name if text_encoding else None
 
 
 def _strip_bom(raw: bytes) -> tuple[bytes, bool]:
@@ -123,9 +127,10 @@ def decode_with_codec(raw: bytes, *, default_charset: str | None = None) -> tupl
         )
     try:
         text = body.decode(codec)
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:  # UnicodeDecodeError, and e.g. the "undefined" codec
+        offset = f" (offset {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise ConversionError(
-            f"message bytes are not valid {charset or 'UTF-8'} (offset {exc.start}); "
+            f"message bytes are not valid {charset or 'UTF-8'}{offset}; "
             "set MSH-18 or the sender's default charset",
             ack_code="AR",
             error_code="102",

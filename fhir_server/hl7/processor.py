@@ -56,7 +56,10 @@ class Ack:
     codec: str = "utf-8"  # the sender's charset, for the MLLP answer
 
     def encoded(self) -> bytes:
-        return self.text.encode(self.codec, errors="replace")
+        try:
+            return self.text.encode(self.codec, errors="replace")
+        except (LookupError, UnicodeError):  # a codec that cannot carry text: answer anyway
+            return self.text.encode("utf-8", errors="replace")
 
 
 class AlreadyProcessed(Exception):

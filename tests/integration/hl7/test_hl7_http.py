@@ -186,3 +186,20 @@ async def test_the_writes_of_a_message_are_audited_as_the_sending_system(intake:
     events = [e["resource"] for e in response.json().get("entry", [])]
     by_sender = [e for e in events if "hl7v2:MEDIADT|SGH" in str(e.get("agent"))]
     assert by_sender, "no AuditEvent names the sending system"
+
+
+async def test_a_charset_that_is_no_text_encoding_gets_ar_and_is_kept(intake: Intake) -> None:
+    """Python's codec registry also holds base64, hex, rot13, "undefined"...: as MSH-18
+    they are unsupported character sets (AR, kept for reprocessing), not a crash."""
+    for charset in ("base64", "hex", "rot13", "undefined"):
+        message = (
+            f"MSH|^~\\&|LAB|H|MEDICORE|MEDICORE|20240101||ADT^A01|CS-{charset}|P|2.5.1|||||"
+            f"|{charset}\rPID|1||123^^^H^MR||Kim^A\r"
+        ).encode()
+        response = await intake.post(message)
+        assert response.status_code == 200
+        ack = segments(response.text)
+        assert ack["MSA"][1:3] == ["AR", f"CS-{charset}"]
+        assert ack["ERR"][2] == "MSH^1^18"
+    listed = (await intake.http.get("/hl7/v2/failed")).json()
+    assert listed["total"] == 4
