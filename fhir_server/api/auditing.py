@@ -48,7 +48,8 @@ def trail(request: Request) -> AuditTrail:
     created = AuditTrail(
         Requestor(
             address=request.client.host if request.client else None,
-            request_id=request.headers.get("x-request-id"),
+            # the id the middleware accepted (or made), as in the response and the log
+            request_id=getattr(request.state, "request_id", None),
         ),
         server_id=settings.server_id,
         enabled=settings.audit_enabled,
@@ -120,3 +121,21 @@ async def record_failure(request: Request, status: int, *, reason: str) -> None:
         await commit(request)
     except errors.FhirError:
         the_trail.discard()  # the store is down: the 503 answer is all that can be done
+
+
+async def record_authentication(
+    request: Request,
+    interaction: str,
+    *,
+    status: int,
+    user_id: str | None = None,
+    client_id: str | None = None,
+    roles: tuple[str, ...] = (),
+    description: str = "",
+) -> None:
+    """An AuditEvent for a token issued or refused, or a staff login (BALP's
+    authentication events); it is durable before the answer leaves."""
+    the_trail = trail(request)
+    the_trail.identify(user_id=user_id, client_id=client_id, roles=roles)
+    the_trail.add(interaction, status=status, description=description)
+    await commit(request)

@@ -11,6 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from auth.errors import OAuthError
+from auth.tokens import unverified_parts
+from fhir_server.api.auditing import record_authentication
 from fhir_server.api.auth_login import error_page, login_page
 from fhir_server.api.http import base_url
 from fhir_server.security.authenticate import challenge
@@ -90,11 +92,29 @@ def _bearer(request: Request) -> str | None:
 
 @router.post("/auth/token")
 async def token(request: Request) -> Response:
+    form: dict[str, str] = {}
     try:
         form = await _form(request)
         body = await token_request(_ctx(request), form, token_url=_token_url(request))
     except OAuthError as exc:
+        await record_authentication(
+            request,
+            "token-issue",
+            status=exc.status,
+            client_id=form.get("client_id") or None,
+            description=exc.error,
+        )
         return _oauth_error(exc)
+    _, claims = unverified_parts(body["access_token"])  # signed a moment ago, by us
+    client_id = claims.get("client_id")
+    await record_authentication(
+        request,
+        "token-issue",
+        status=200,
+        user_id=claims["sub"] if claims.get("sub") != client_id else None,
+        client_id=client_id,
+        roles=(claims["role"],) if isinstance(claims.get("role"), str) else (),
+    )
     return _json(body)
 
 
@@ -184,8 +204,29 @@ async def authorize_login(request: Request) -> Response:
     except AuthorizeRedirect as exc:
         return RedirectResponse(exc.location, status_code=303)
     except LoginFailed as exc:
+        await _record_login(request, form, req, status=401, description=exc.message)
         return _form_for(req, error=exc.message, status=401)
+    await _record_login(request, form, req, status=200)
     return RedirectResponse(location, status_code=303, headers=_NO_STORE)
+
+
+async def _record_login(
+    request: Request,
+    form: Mapping[str, str],
+    req: AuthorizeRequest,
+    *,
+    status: int,
+    description: str = "",
+) -> None:
+    # The name as typed, cut short: a failed login's target is what an audit looks for.
+    await record_authentication(
+        request,
+        "login",
+        status=status,
+        user_id=form.get("username", "")[:64] or None,
+        client_id=req.client_id,
+        description=description,
+    )
 
 
 __all__ = ["router"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
 from auth.pkce import new_verifier
@@ -153,3 +156,57 @@ async def test_refresh_rotates_and_checks_scope(any_auth_app: AuthApp) -> None:
     r = await a.client.post("/auth/token", data=broader)
     assert (r.status_code, r.json()["error"]) == (400, "invalid_scope")
     assert REQUEST_BASE in launch.params["aud"]
+
+
+async def _audit_events(a: AuthApp) -> list[dict[str, Any]]:
+    return [orjson.loads(r.event_json) async for r in a.app.state.service.store.iter_audit()]
+
+
+def _who(event: dict[str, Any]) -> dict[str, str]:
+    """The user and client named in an event (by identifier system), not the server."""
+    ids = {}
+    for agent in event["agent"]:
+        identifier = (agent.get("who") or {}).get("identifier") or {}
+        if identifier.get("system"):
+            ids[identifier["system"].rsplit("/", 1)[-1]] = identifier["value"]
+    return ids
+
+
+async def test_logins_and_tokens_leave_audit_events(any_auth_app: AuthApp) -> None:
+    """BALP authentication events: failed and successful logins, tokens issued and refused."""
+    a = any_auth_app
+    patient = await setup_app_and_users(a)
+    before = len(await _audit_events(a))
+    failed = await sign_in(a, launch_params(SCOPE), password="wrong password", patient=patient)
+    assert failed.status_code == 401
+    launch = launch_params(SCOPE)
+    code = await code_for(a, launch, patient=patient)
+    assert (await a.client.post("/auth/token", data=code_form(code, launch.verifier))).is_success
+    refused = await a.client.post("/auth/token", data=code_form(code, launch.verifier))
+    assert refused.status_code == 400
+
+    events = (await _audit_events(a))[before:]
+    summary = [
+        (e["type"]["code"], e["subtype"][0]["code"], e["outcome"], e["outcomeDesc"], _who(e))
+        for e in events
+    ]
+    user = {"user": "dr.kim", "client": APP_ID}
+    assert summary == [
+        (
+            "110114",
+            "110122",
+            "4",
+            "denied: HTTP 401 Unauthorized: Invalid user name or password.",
+            user,
+        ),
+        ("110114", "110122", "0", "HTTP 200 OK", user),
+        ("110114", "ITI-71", "0", "HTTP 200 OK", user),
+        ("110114", "ITI-71", "4", "HTTP 400 Bad Request: invalid_grant", {"client": APP_ID}),
+    ]
+    issued = events[2]["agent"][0]
+    assert issued["role"][0]["coding"][0]["code"] == "doctor"
+    for event in events:
+        assert event["action"] == "E"
+        addresses = [agent["network"]["address"] for agent in event["agent"] if "network" in agent]
+        assert addresses == ["127.0.0.1"]
+        assert event["entity"][-1]["what"]["identifier"]["value"]  # the request id
