@@ -81,22 +81,30 @@ def patient_id_of_reference(reference: Any) -> str | None:
     return None
 
 
-def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool:
-    """True when `resource` belongs to the compartment of Patient `patient_id`."""
+def compartment_patients(resource: Mapping[str, Any]) -> list[str]:
+    """The ids of every patient whose compartment `resource` is in, first seen first."""
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or resource_type not in _REFERENCE_PATHS:
-        return False
-    if resource_type == "Patient" and resource.get("id") == patient_id:
-        return True
+        return []
+    found: dict[str, None] = {}
+    if resource_type == "Patient" and isinstance(resource.get("id"), str):
+        found[resource["id"]] = None
     for path in _REFERENCE_PATHS[resource_type]:
         for ref in _walk(resource, path.split(".")):
-            if patient_id_of_reference(ref) == patient_id:
-                return True
-    return False
+            patient_id = patient_id_of_reference(ref)
+            if patient_id is not None:
+                found[patient_id] = None
+    return list(found)
+
+
+def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool:
+    """True when `resource` belongs to the compartment of Patient `patient_id`."""
+    return patient_id in compartment_patients(resource)
 
 
 __all__ = [
     "COMPARTMENT_PARAMS",
+    "compartment_patients",
     "compartment_search_params",
     "in_patient_compartment",
     "patient_id_of_reference",

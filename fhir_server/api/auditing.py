@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import Request
 
+from auth.compartment import compartment_patients
 from fhir_server.observability.labels import interaction as route_interaction
 from fhir_server.observability.labels import route_template
 from fhir_server.resources import errors
-from fhir_server.resources.auditing import AuditTrail, Requestor, patients_of
+from fhir_server.resources.auditing import AuditTrail, Requestor
 from fhir_server.resources.service import ResourceService
 
 # Paths that are public and reveal no patient data: not audited.
@@ -78,7 +79,7 @@ async def record_read(
         resource_type=resource.get("resourceType"),
         resource_id=resource.get("id"),
         version=version,
-        patients=patients_of(resource),
+        patients=compartment_patients(resource),
     )
     await commit(request)
 
@@ -86,11 +87,13 @@ async def record_read(
 async def record_query(
     request: Request, interaction: str, bundle: dict[str, Any], *, resource_type: str | None
 ) -> None:
-    patients: list[str] = []
-    for entry in bundle.get("entry") or []:
-        for pid in patients_of(entry.get("resource") or {}):
-            if pid not in patients:
-                patients.append(pid)
+    patients = list(
+        dict.fromkeys(
+            pid
+            for entry in bundle.get("entry") or []
+            for pid in compartment_patients(entry.get("resource") or {})
+        )
+    )
     trail(request).add(
         interaction,
         status=200,

@@ -100,29 +100,3 @@ class AuditTrail:
 
     def discard(self) -> None:
         self._pending.clear()
-
-
-def _patient_of_reference(value: Any) -> str | None:
-    if isinstance(value, dict):
-        ref = value.get("reference")
-        if isinstance(ref, str) and ref.startswith("Patient/"):
-            return ref.split("/")[1]
-    return None
-
-
-def patients_of(resource: dict[str, Any]) -> list[str]:
-    """The patients a resource is about (R4 patient compartment, our types)."""
-    kind = resource.get("resourceType")
-    if kind == "Patient":
-        return [resource["id"]] if "id" in resource else []
-    found: list[str] = []
-    candidates: list[Any] = [resource.get("subject"), resource.get("patient")]
-    if kind == "Provenance":
-        candidates += list(resource.get("target") or [])
-    if kind == "AuditEvent":
-        candidates += [e.get("what") for e in resource.get("entity") or [] if isinstance(e, dict)]
-    for candidate in candidates:
-        pid = _patient_of_reference(candidate)
-        if pid and pid not in found:
-            found.append(pid)
-    return found

@@ -15,10 +15,11 @@ from urllib.parse import urlencode
 
 import jsonpatch
 
+from auth.compartment import compartment_patients
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard
 from fhir_server.resources.amendments import check_change, same_content
-from fhir_server.resources.auditing import AuditTrail, patients_of
+from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
     WRITABLE_TYPES,
@@ -86,7 +87,7 @@ class Plan:
                 resource_type=stored.resource_type if stored else None,
                 resource_id=stored.id if stored else None,
                 version=stored.version if stored else None,
-                patients=patients_of(resource) if resource else (),
+                patients=compartment_patients(resource) if resource else (),
             )
         return outcome
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from auth.compartment import (
+    compartment_patients,
     compartment_search_params,
     in_patient_compartment,
     patient_id_of_reference,
@@ -95,3 +96,46 @@ def test_compartment_search_params(rtype: str, params: list[str]):
 )
 def test_patient_id_of_reference(value: object, expected: str | None):
     assert patient_id_of_reference(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (
+            {
+                "resourceType": "Patient",
+                "id": "p1",
+                "link": [{"other": {"reference": "Patient/p2"}}],
+            },
+            ["p1", "p2"],
+        ),
+        (
+            {"resourceType": "Observation", "subject": {"reference": "http://h/fhir/Patient/p1"}},
+            ["p1"],
+        ),
+        (
+            {
+                "resourceType": "Observation",
+                "subject": {"reference": "Patient/p1/_history/3"},
+                "performer": [{"reference": "Patient/p2"}, {"reference": "Practitioner/d"}],
+            },
+            ["p1", "p2"],
+        ),
+        (
+            {
+                "resourceType": "AuditEvent",
+                "agent": [{"who": {"reference": "Patient/p3"}}],
+                "entity": [
+                    {"what": {"reference": "Patient/p1"}},
+                    {"what": {"reference": "Patient/p3"}},
+                ],
+            },
+            ["p3", "p1"],
+        ),
+        ({"resourceType": "Encounter", "subject": {"reference": "Group/g"}}, []),
+        ({"resourceType": "Organization", "id": "o"}, []),
+    ],
+)
+def test_compartment_patients(resource: dict[str, Any], expected: list[str]) -> None:
+    """Every patient a resource is about, each once: what the audit trail names."""
+    assert compartment_patients(resource) == expected
