@@ -13,7 +13,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from fhir_server.api.auditing import record_failure
+from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
+from fhir_server.storage.base import StoreUnavailable
 
 FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("medicore.api")
@@ -67,6 +69,13 @@ async def _fhir_error(request: Request, exc: Exception) -> Response:
     return outcome_response(exc.status, exc.issues, exc.headers or None)
 
 
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A store outage met outside the service layer's guard (HL7 dead letters, tokens)."""
+    return await _fhir_error(
+        request, errors.unavailable("the data store is unavailable; retry later")
+    )
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -109,6 +118,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -12,12 +12,14 @@ from fhir_server.api.bundles import history_bundle
 from fhir_server.api.deps import search_params, service
 from fhir_server.api.http import base_url, prefer_strict
 from fhir_server.api.search_bundle import build_searchset
+from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
 from fhir_server.resources.meta import from_json, normalize_instant
 from fhir_server.resources.requests import EntryUrl, parse_criteria
 from fhir_server.storage.base import StoredResource
 
 _DEFAULT_PAGE = 50
+_MAX_PAGE = 1000  # the service clamps further (MEDICORE_MAX_PAGE_SIZE)
 
 
 def _since(value: str | None) -> str | None:
@@ -27,16 +29,17 @@ def _since(value: str | None) -> str | None:
 
     try:
         return normalize_instant(datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 9999 at -14:00 and the like
         raise errors.bad_request("_since must be a FHIR instant", "_since") from None
 
 
 def _count(value: str | None) -> int:
     if value is None:
         return _DEFAULT_PAGE
-    if not value.isdigit():
+    count = non_negative_int(value, limit=_MAX_PAGE)
+    if count is None:
         raise errors.bad_request("_count must be a non-negative integer", "_count")
-    return int(value)
+    return count
 
 
 async def history(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -241,6 +241,8 @@ def _not_modified(request: Request, *, version: int, last_updated: str) -> bool:
             threshold = parsedate_to_datetime(since)
         except (TypeError, ValueError):
             return False
+        if threshold.tzinfo is None:  # "-0000": RFC 5322's "UTC, origin unknown"
+            threshold = threshold.replace(tzinfo=UTC)
         modified = datetime.fromisoformat(last_updated).replace(microsecond=0)
         return modified <= threshold
     return False

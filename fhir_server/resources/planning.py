@@ -128,6 +128,8 @@ def check_body(resource: Any, resource_type: str) -> dict[str, Any]:
         raise errors.bad_request(
             f"resourceType must be {resource_type} for this URL", f"{resource_type}.resourceType"
         )
+    if not isinstance(resource.get("meta", {}), dict):  # read before validation runs
+        raise errors.bad_request("meta must be an object", f"{resource_type}.meta")
     return resource
 
 
@@ -187,8 +189,6 @@ class Planner:
         method: str,
     ) -> StoredResource:
         resource_type = resource["resourceType"]
-        if not isinstance(resource.get("meta", {}), dict):
-            raise errors.bad_request("meta must be an object", f"{resource_type}.meta")
         version = (current.version if current else 0) + 1
         stamped = stamp(resource, resource_id=resource_id, version=version, now=plan.now)
         check_resource(self.validator, stamped, mode="create" if current is None else "update")
@@ -254,14 +254,14 @@ class Planner:
         current = await self.store.read(resource_type, resource_id)
         interaction = "patch" if method == "PATCH" else "update"
         plan.guard.require(interaction, resource_type, resource)
-        if current is not None and current.body is not None:
-            plan.guard.require(interaction, resource_type, from_json(current.body))
+        stored_now = from_json(current.body) if current and current.body is not None else None
+        if stored_now is not None:
+            plan.guard.require(interaction, resource_type, stored_now)
         if if_match is not None:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
                 raise errors.precondition_failed("If-Match does not name the current version")
-        if current is not None and current.body is not None:
-            stored_now = from_json(current.body)
+        if current is not None and stored_now is not None:
             amendment = plan.amendments.get(f"{resource_type}/{resource_id}")
             check_change(stored_now, resource, amendment=amendment)
             if same_content(stored_now, resource):
@@ -272,7 +272,7 @@ class Planner:
         )
         created = current is None or current.deleted
         outcome = Outcome(201 if created else 200, stored, created=created)
-        return plan.note("patch" if method == "PATCH" else "update", outcome, resource)
+        return plan.note(interaction, outcome, resource)
 
     async def patch(
         self,
@@ -293,6 +293,7 @@ class Planner:
         patched = apply_json_patch(from_json(current.body), operations)
         if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
             raise errors.unprocessable("a patch may not change resourceType or id")
+        check_body(patched, resource_type)
         if if_match is not None:
             plan.pinned = True
         return await self.update(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets
 from fhir_server.resources.audit_batcher import AuditBatcher
@@ -29,6 +30,9 @@ from profiles import Validator
 
 T = TypeVar("T")
 _MAX_ATTEMPTS = 8  # re-plans after losing a race; each loser sees the winner's commit
+
+
+_MAX_VERSION = 2**63  # versions are int64 in both stores: this one never exists
 
 
 class ResourceService:
@@ -107,13 +111,14 @@ class ResourceService:
 
     async def vread(self, resource_type: str, resource_id: str, version: str) -> StoredResource:
         check_type(resource_type, writable=False)
-        if not version.isdigit() or len(version) > 18:  # beyond int64: no such version
+        number = non_negative_int(version, limit=_MAX_VERSION)
+        if number is None or number == _MAX_VERSION:  # not a number, or beyond any version
             raise errors.not_found("no such version")
         if resource_type == "AuditEvent":  # never versioned: version 1 is the record itself
             if version != "1":
                 raise errors.not_found(f"AuditEvent/{resource_id}/_history/{version} is not known")
             return await self.read(resource_type, resource_id)
-        stored = await guard(self.store.vread(resource_type, resource_id, int(version)))
+        stored = await guard(self.store.vread(resource_type, resource_id, number))
         if stored is None:
             raise errors.not_found(f"{resource_type}/{resource_id}/_history/{version} is not known")
         if stored.deleted:

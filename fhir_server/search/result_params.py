@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from fhir_server.digits import non_negative_int
 from fhir_server.search.errors import SearchError
 from fhir_server.search.query import Include, SortKey
 
@@ -33,10 +34,10 @@ def parse_control(
     for name, value in control:
         base, _, modifier = name.partition(":")
         if base == "_count":
-            if not (value.isascii() and value.isdigit()):
+            count = non_negative_int(value, limit=max_count)
+            if count is None:
                 raise SearchError(name, "_count is a non-negative integer")
-            digits = value.lstrip("0") or "0"  # int() refuses very long digit strings
-            query.count = min(int(digits), max_count) if len(digits) < 10 else max_count
+            query.count = count
         elif base == "_sort":
             query.sort = tuple(_sort_keys(query, value, registry))
         elif base in ("_include", "_revinclude"):

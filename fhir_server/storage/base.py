@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fhir_server.digits import non_negative_int
+
 if TYPE_CHECKING:
     from fhir_server.search.extract import IndexEntries
     from fhir_server.search.query import SearchQuery
@@ -195,6 +197,7 @@ _MAX_INT64 = 2**63 - 1
 
 def decode_history_cursor(cursor: str) -> int:
     """The history position a ``next_cursor`` stands for; StoreError (a 400) otherwise."""
-    if not cursor.isdigit() or int(cursor) > _MAX_INT64:
+    position = non_negative_int(cursor, limit=_MAX_INT64 + 1)
+    if position is None or position > _MAX_INT64:
         raise StoreError("malformed history cursor")
-    return int(cursor)
+    return position
