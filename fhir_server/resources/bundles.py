@@ -13,7 +13,7 @@ from fhir_server.resources import errors
 from fhir_server.resources.amendments import pin_targets, targets_of
 from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.meta import new_id
-from fhir_server.resources.planning import Outcome, Plan, check_body, check_type
+from fhir_server.resources.planning import Outcome, Plan, check_body, check_type, id_to_create
 from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
 from fhir_server.resources.service import ResourceService
 from fhir_server.storage.base import RecordWrite
@@ -206,38 +206,41 @@ class BundleProcessor:
         for entry in ordered:
             rtype = entry.url.resource_type
             entry.target_id = None
+            at = f"entry {entry.index}: "
             if entry.method == "POST" and rtype:
                 entry.target_id = new_id()
                 if entry.if_none_exist:
-                    found = await planner.matches(plan, rtype, entry.if_none_exist)
-                    if len(found) > 1:
-                        raise errors.precondition_failed(
-                            f"entry {entry.index}: ifNoneExist matches several resources"
-                        )
-                    if found:
-                        entry.target_id = found[0].id
+                    found = await planner.single_match(
+                        plan,
+                        rtype,
+                        entry.if_none_exist,
+                        several=at + "ifNoneExist matches several resources",
+                    )
+                    if found is not None:
+                        entry.target_id = found.id
             elif entry.method == "PATCH" and rtype:
                 entry.target_id = entry.url.resource_id
                 if entry.target_id is None and entry.url.query is not None:
-                    found = await planner.matches(plan, rtype, parse_criteria(entry.url.query))
-                    if len(found) > 1:
-                        raise errors.precondition_failed(
-                            f"entry {entry.index}: conditional patch matches several resources"
-                        )
-                    if not found:
-                        raise errors.not_found(f"entry {entry.index}: no resource to patch")
-                    entry.target_id = found[0].id
+                    found = await planner.single_match(
+                        plan,
+                        rtype,
+                        parse_criteria(entry.url.query),
+                        several=at + "conditional patch matches several resources",
+                    )
+                    if found is None:
+                        raise errors.not_found(at + "no resource to patch")
+                    entry.target_id = found.id
             elif entry.method == "PUT" and rtype:
                 if entry.url.resource_id:
                     entry.target_id = entry.url.resource_id
                 elif entry.url.query is not None:
-                    found = await planner.matches(plan, rtype, parse_criteria(entry.url.query))
-                    if len(found) > 1:
-                        raise errors.precondition_failed(
-                            f"entry {entry.index}: conditional update matches several resources"
-                        )
-                    body_id = entry.resource.get("id") if isinstance(entry.resource, dict) else None
-                    entry.target_id = found[0].id if found else (body_id or new_id())
+                    found = await planner.single_match(
+                        plan,
+                        rtype,
+                        parse_criteria(entry.url.query),
+                        several=at + "conditional update matches several resources",
+                    )
+                    entry.target_id = found.id if found else id_to_create(entry.resource)
             if entry.full_url and entry.target_id and rtype:
                 mapping[entry.full_url] = f"{rtype}/{entry.target_id}"
         return mapping

@@ -165,6 +165,16 @@ class Planner:
             plan.lookups[key] = known
         return known[1]
 
+    async def single_match(
+        self, plan: Plan, resource_type: str, criteria: Criteria, *, several: str
+    ) -> StoredResource | None:
+        """The one current match of ``criteria``, or None; a 412 saying ``several`` when
+        more than one matches (conditional interactions must not guess)."""
+        found = await self.matches(plan, resource_type, criteria)
+        if len(found) > 1:
+            raise errors.precondition_failed(several)
+        return found[0] if found else None
+
     def claim(
         self, plan: Plan, resource_type: str, criteria: Criteria, resource_id: str
     ) -> ConditionalClaim:
@@ -221,11 +231,14 @@ class Planner:
             plan.guard.require("create", resource_type, resource)
         if if_none_exist:
             plan.guard.require("search", resource_type)  # a match reveals existence
-            found = await self.matches(plan, resource_type, if_none_exist)
-            if len(found) > 1:
-                raise errors.precondition_failed("If-None-Exist criteria match several resources")
-            if found:
-                return plan.note("create", Outcome(200, found[0]), resource)
+            found = await self.single_match(
+                plan,
+                resource_type,
+                if_none_exist,
+                several="If-None-Exist criteria match several resources",
+            )
+            if found is not None:
+                return plan.note("create", Outcome(200, found), resource)
         new = resource_id or new_id()
         if if_none_exist:
             plan.batch.claims.append(self.claim(plan, resource_type, if_none_exist, new))
@@ -314,20 +327,21 @@ class Planner:
     ) -> Outcome:
         resource_type = resource["resourceType"]
         plan.guard.require("search", resource_type)
-        found = await self.matches(plan, resource_type, criteria)
-        if len(found) > 1:
-            raise errors.precondition_failed(
-                "the conditional update criteria match several resources"
-            )
+        found = await self.single_match(
+            plan,
+            resource_type,
+            criteria,
+            several="the conditional update criteria match several resources",
+        )
         body_id = resource.get("id")
-        if found:
-            target = found[0].id
+        if found is not None:
+            target = found.id
             if body_id is not None and body_id != target:
                 raise errors.bad_request(
                     "the id in the body differs from the matched resource", f"{resource_type}.id"
                 )
         else:
-            target = body_id if isinstance(body_id, str) else new_id()
+            target = id_to_create(resource)
             plan.batch.claims.append(self.claim(plan, resource_type, criteria, target))
         return await self.update(
             plan, {**resource, "id": target}, resource_id=target, if_match=if_match
@@ -369,17 +383,25 @@ class Planner:
         self, plan: Plan, resource_type: str, *, criteria: Criteria
     ) -> Outcome:
         plan.guard.require("search", resource_type)
-        found = await self.matches(plan, resource_type, criteria)
-        if len(found) > 1:
-            raise errors.precondition_failed(
-                "the conditional delete criteria match several resources"
-            )
-        if not found:
+        found = await self.single_match(
+            plan,
+            resource_type,
+            criteria,
+            several="the conditional delete criteria match several resources",
+        )
+        if found is None:
             outcome = Outcome(204, None, message="no resource matched")
             if plan.trail is not None:
                 plan.trail.add("delete", status=204, resource_type=resource_type)
             return outcome
-        return await self.delete(plan, resource_type, found[0].id)
+        return await self.delete(plan, resource_type, found.id)
+
+
+def id_to_create(resource: Any) -> str:
+    """The id a conditional update that matched nothing creates: the body's own id when it
+    is a string, else a new one (a transaction resolves references with the same rule)."""
+    body_id = resource.get("id") if isinstance(resource, dict) else None
+    return body_id if isinstance(body_id, str) else new_id()
 
 
 def apply_json_patch(resource: dict[str, Any], operations: Any) -> dict[str, Any]:

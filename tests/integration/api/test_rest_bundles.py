@@ -49,6 +49,30 @@ async def test_transaction_resolves_placeholders(any_client: httpx.AsyncClient) 
     assert again["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{patient_id}"
 
 
+async def test_a_conditional_put_with_a_non_string_id_is_referenced_where_it_lands(
+    any_client: httpx.AsyncClient,
+) -> None:
+    """The id a conditional update creates with is decided once: references that point at
+    its fullUrl name the resource that was really stored."""
+    placeholder = "urn:uuid:0b7a1c2e-3d4f-4a5b-8c6d-7e8f9a0b1c2d"
+    put = entry("PUT", "Patient?identifier=urn:mrn|NUM5", {**PATIENT, "id": 5})
+    put["fullUrl"] = placeholder
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": placeholder},
+    }
+    tx = bundle("transaction", put, entry("POST", "Observation", observation))
+    response = await any_client.post("/fhir", json=tx)
+    assert response.status_code == 200, response.text
+    patient_resp, observation_resp = response.json()["entry"]
+    patient_id = patient_resp["resource"]["id"]
+    assert patient_id != "5"
+    assert observation_resp["resource"]["subject"]["reference"] == f"Patient/{patient_id}"
+    assert (await any_client.get(f"/fhir/Patient/{patient_id}")).status_code == 200
+
+
 async def test_transaction_is_all_or_nothing(any_client: httpx.AsyncClient) -> None:
     good = entry("POST", "Patient", PATIENT)
     bad = entry("POST", "Observation", {"resourceType": "Observation", "code": {"text": "x"}})
