@@ -28,7 +28,7 @@ from auth.backend_services import (
 from auth.errors import ConfigError, InvalidScope, OAuthError
 from auth.scopes import ScopeSet
 from fhir_server.security.context import SecurityContext
-from fhir_server.security.jwks_fetch import JwksUnavailable
+from fhir_server.security.jwks_fetch import JwksUnavailable, https_or_loopback
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -59,13 +59,11 @@ def client_record(
         raise ClientConfigError("scope", f"{exc.scope!r}: {exc.reason}") from None
     uris = list(redirect_uris)
     for i, uri in enumerate(uris):
-        if not uri.startswith(("https://", "http://127.0.0.1", "http://localhost")) or "#" in uri:
+        if not https_or_loopback(uri) or "#" in uri:
             raise ClientConfigError(f"redirect_uris[{i}]", "must be https (or loopback http)")
     if jwks is not None:
         _check_public_jwks(jwks)
-    if jwks_url is not None and not jwks_url.startswith(
-        ("https://", "http://127.0.0.1", "http://localhost")
-    ):
+    if jwks_url is not None and not https_or_loopback(jwks_url):
         raise ClientConfigError("jwks_url", "must be an https URL")
     if may_introspect and jwks is None and jwks_url is None:
         raise ClientConfigError("may_introspect", "only confidential clients may introspect")

@@ -9,11 +9,27 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 Fetch = Callable[[str], Awaitable[dict[str, Any]]]
 _MAX_BYTES = 256 * 1024
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def https_or_loopback(url: str) -> bool:
+    """An https URL, or http to this machine (development). The host is compared whole:
+    ``http://localhost.evil.example`` and ``http://localhost@evil`` are not loopback."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if not parts.hostname:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK)
 
 
 class JwksUnavailable(Exception):
@@ -22,9 +38,7 @@ class JwksUnavailable(Exception):
 
 async def http_fetch(url: str) -> dict[str, Any]:
     """GET a JWKS over HTTPS (or HTTP on loopback, for development)."""
-    if not url.startswith("https://") and not url.startswith(
-        ("http://127.0.0.1", "http://localhost")
-    ):
+    if not https_or_loopback(url):
         raise JwksUnavailable("JWKS URLs must use https")
     try:
         async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:

@@ -8,7 +8,13 @@ import httpx
 import pytest
 
 from fhir_server.security import jwks_fetch
-from fhir_server.security.jwks_fetch import JwksCache, JwksUnavailable, http_fetch
+from fhir_server.security.clients import ClientConfigError, client_record
+from fhir_server.security.jwks_fetch import (
+    JwksCache,
+    JwksUnavailable,
+    http_fetch,
+    https_or_loopback,
+)
 
 
 @pytest.mark.parametrize("body", [{"keys": [1, "x"]}, {"keys": {}}, [], {"nokeys": []}])
@@ -41,3 +47,34 @@ async def test_cache_refetches_for_an_unknown_kid_only_after_min_refetch() -> No
     assert len(calls) == 1
     await cache.get("u", kid="zzz")
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://apps.example/cb", True),
+        ("http://127.0.0.1:8000/cb", True),
+        ("http://localhost/cb", True),
+        ("http://[::1]:9000/jwks", True),
+        ("http://localhost.evil.example/cb", False),
+        ("http://127.0.0.1.evil.example/jwks", False),
+        ("http://localhost@evil.example/cb", False),
+        ("http://apps.example/cb", False),
+        ("ftp://localhost/cb", False),
+        ("https:///no-host", False),
+        ("http://[::1/broken", False),
+    ],
+)
+def test_https_or_loopback_compares_the_whole_host(url: str, allowed: bool) -> None:
+    assert https_or_loopback(url) is allowed
+
+
+@pytest.mark.parametrize("field", ["redirect_uris", "jwks_url"])
+def test_a_lookalike_loopback_host_is_refused_at_registration(field: str) -> None:
+    lookalike = "http://localhost.evil.example/x"
+    kwargs: dict[str, Any] = (
+        {"redirect_uris": [lookalike]} if field == "redirect_uris" else {"jwks_url": lookalike}
+    )
+    with pytest.raises(ClientConfigError) as refused:
+        client_record("app", scope="system/Patient.rs", **kwargs)
+    assert refused.value.expression.startswith(field)
