@@ -127,13 +127,15 @@ class KeyRing:
 
     def rotate(self, alg: str | None = None) -> str:
         """Create a new active key for `alg` (default: the default algorithm); return its kid."""
+        alg = alg or self.default_alg
         if self.directory is None:
-            key = _with_params(_generate(alg or self.default_alg), alg or self.default_alg)
+            key = _with_params(_generate(alg), alg)
             self._keys[key.thumbprint()] = key
-            self._active[alg or self.default_alg] = key.thumbprint()
+            self._active[alg] = key.thumbprint()
+            self._public = None  # the published key set must show the new key
             return key.thumbprint()
-        self._add_file(alg or self.default_alg, rotate=True)
-        return self._active[alg or self.default_alg]
+        self._add_file(alg, rotate=True)
+        return self._active[alg]
 
     def reload(self) -> None:
         """Re-read the directory (another worker may have rotated)."""

@@ -19,6 +19,7 @@ from auth.tokens import (
     ExternalIssuer,
     issue_access_token,
     issue_id_token,
+    unverified_parts,
     verify_access_token,
 )
 
@@ -254,3 +255,14 @@ def test_unknown_kids_do_not_reread_an_unchanged_directory(tmp_path: Path, monke
     new_kid = other.rotate()
     assert ring.has_kid(new_kid)
     assert len(reads) >= 1
+
+
+def test_an_in_memory_ring_verifies_tokens_of_the_key_it_rotated_to() -> None:
+    ring = KeyRing.generate()
+    before = issue(ring).token
+    assert verify_access_token(ring, before, issuer=ISS, audience=AUD, now=NOW)  # caches keys
+    new_kid = ring.rotate()
+    after = issue(ring).token
+    assert unverified_parts(after)[0]["kid"] == new_kid
+    assert verify_access_token(ring, after, issuer=ISS, audience=AUD, now=NOW)["sub"] == "nurse001"
+    assert verify_access_token(ring, before, issuer=ISS, audience=AUD, now=NOW)  # old key kept
