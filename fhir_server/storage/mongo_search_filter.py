@@ -97,12 +97,17 @@ def _number_match(value: NumberValue, v_f: str, sys_f: str, code_f: str) -> dict
     return match
 
 
+def _contains(field: str, param: str, text: str) -> dict[str, Any]:
+    """``param``'s entries containing ``text`` anywhere, line breaks included (as SQLite's
+    ``instr``); ``.`` would stop at a newline."""
+    return {field: {"$regex": "^" + re.escape(param + SEP) + r"[\s\S]*" + re.escape(text)}}
+
+
 def _string_clause(field: str, param: str, value: StringValue) -> dict[str, Any]:
     if value.mode == "exact":
         return {"idx.se": f"{param}{SEP}{value.value}"}
     if value.mode == "contains":
-        pattern = "^" + re.escape(param + SEP) + ".*" + re.escape(value.value)
-        return {field: {"$regex": pattern}}
+        return _contains(field, param, value.value)
     low = f"{param}{SEP}{value.value}"
     return {field: {"$elemMatch": {"$gte": low, "$lt": low + MAX_CHAR}}}
 
@@ -128,8 +133,7 @@ def value_clause(kind: str, param: str, value: Any) -> dict[str, Any]:
     if kind == TOKEN:
         return {"idx.tk": token_query_key(param, value)}
     if kind == TEXT:
-        pattern = "^" + re.escape(param + SEP) + ".*" + re.escape(value.value)
-        return {"idx.tx": {"$regex": pattern}}
+        return _contains("idx.tx", param, value.value)
     if kind == STRING:
         return _string_clause("idx.st", param, value)
     if kind == DATE:

@@ -209,6 +209,21 @@ async def test_mongo_refuses_a_chain_or_has_it_would_have_to_cut(
     assert has.value.param == "_has:Observation:patient:status"
 
 
+async def test_contains_and_text_reach_past_a_line_break(backend: Backend) -> None:
+    """Both stores find text on the second line of a value (MongoDB's ``.`` would not)."""
+    await backend.put(
+        {
+            "resourceType": "Patient",
+            "id": "two-lines",
+            "address": [{"text": "12 Sejong-daero\nJung-gu Seoul"}],
+            "communication": [{"language": {"text": "Korean\nsign language"}}],
+        }
+    )
+    await backend.put({"resourceType": "Patient", "id": "other", "address": [{"text": "Busan"}]})
+    assert await backend.ids("Patient", [("address:contains", "seoul")]) == {"two-lines"}
+    assert await backend.ids("Patient", [("language:text", "sign")]) == {"two-lines"}
+
+
 async def test_tombstones_never_match(backend: Backend) -> None:
     patient = {"resourceType": "Patient", "id": "gone", "gender": "other"}
     await backend.put(patient)
