@@ -62,14 +62,17 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, *, patch: bool = False) -> Any:
+async def read_json(request: Request, *, patch: bool = False, optional: bool = False) -> Any:
+    """The JSON body (size-limited); ``optional``: None when there is no body at all."""
+    body = await read_body(request)
+    if optional and not body:
+        return None
     media = _media_type(request)
     accepted = ("application/json-patch+json",) if patch else _JSON_TYPES
     if media not in accepted:
         raise errors.FhirError(
             415, "not-supported", f"Content-Type must be one of {', '.join(accepted)}"
         )
-    body = await read_body(request)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from fhir_server.api import auditing
+from fhir_server.api import auditing, reads
 from fhir_server.api.access import establish_caller, guard
 from fhir_server.api.deps import service
+from fhir_server.api.errors import operation_outcome
 from fhir_server.api.http import check_accept, json_response, read_json
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import check_change
@@ -60,21 +61,19 @@ async def _validate(
     check_accept(request)
     check_type(resource_type, writable=False)
     guard(request).require("read", resource_type)
-    body = await read_json(request) if await request.body() else None
+    body = await read_json(request, optional=True)
     resource, mode, profile = _arguments(body, request)
     svc = service(request)
     validator = svc.validator
     if mode == "delete":
         if resource_id is None:
             raise errors.bad_request("mode=delete needs an instance", "mode")
-        current = await svc.read(resource_type, resource_id)
+        # Read as a read is (access check, compartment, AuditEvent): no peeking at others' ids.
+        current = await reads.read(request, resource_type, resource_id)
         try:
             check_change(from_json(current.body or b"{}"), None, amendment=None)
         except errors.FhirError as exc:
-            return {
-                "resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": exc.code, "diagnostics": exc.diagnostics}],
-            }
+            return operation_outcome(exc.issues)
         return validator.to_operation_outcome([])
     if not isinstance(resource, dict):
         raise errors.bad_request("$validate needs a resource to validate", "resource")

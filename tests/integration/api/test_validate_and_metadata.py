@@ -40,6 +40,31 @@ async def test_validate_against_a_profile_and_for_delete(client: httpx.AsyncClie
     assert delete["issue"][0]["severity"] == "error" and delete["issue"][0]["code"] == "conflict"
 
 
+async def test_validate_for_delete_reads_as_a_read_does(secured: httpx.AsyncClient) -> None:
+    """A patient-scoped caller learns nothing about another patient's records through
+    mode=delete: the same 404 as a read, and the lookup is audited as one."""
+    doctor = bearer(mint(secured, role="doctor", scope="user/*.cruds"))
+    theirs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "glucose"},
+        "subject": {"reference": "Patient/other"},
+    }
+    created = await secured.post("/fhir/Observation", json=theirs, headers=doctor)
+    oid = created.json()["id"]
+    patient_app = bearer(mint(secured, role="doctor", scope="patient/*.rs", patient="me"))
+    refused = await secured.post(
+        f"/fhir/Observation/{oid}/$validate?mode=delete", headers=patient_app
+    )
+    assert refused.status_code == 404
+    allowed = await secured.post(f"/fhir/Observation/{oid}/$validate?mode=delete", headers=doctor)
+    assert allowed.status_code == 200
+    store = secured._transport.app.state.store  # type: ignore[attr-defined]
+    recorded = [json.loads(r.event_json) async for r in store.iter_audit()]
+    subtypes = [e["subtype"][0]["code"] for e in recorded[-2:]]
+    assert subtypes == ["read", "operation"]
+
+
 async def test_capability_statement(secured: httpx.AsyncClient) -> None:
     meta = (await secured.get("/fhir/metadata")).json()
     assert meta["fhirVersion"] == "4.0.1" and meta["format"] == [
