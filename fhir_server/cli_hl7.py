@@ -5,8 +5,7 @@
     medicore hl7 send FILE... --port N [--host H]            a small MLLP sender
 
 ``failed`` and ``reprocess`` work on the store directly (``--store`` or MEDICORE_STORE),
-so they also work while the server is down. Until ``fhir_server.cli`` wires these in,
-``python -m fhir_server.cli_hl7`` is the same command line with them added.
+so they also work while the server is down.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Structural checks: fhir.resources R4B models plus JSON primitive types pydantic lets slip."""
+"""Structural checks with the fhir.resources R4B models (shortcut by ``fastmodel``)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ _CODES = {
     "model_field_validation.missing": ("required", "required element is missing"),
     "extra_forbidden": ("structure", "unknown element"),
 }
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "boolean": (bool,),
-    "integer": (int,),
-    "positiveInt": (int,),
-    "unsignedInt": (int,),
-    "decimal": (int, float),
-}
-JSON_TYPE_CODES = frozenset(JSON_TYPES)
 
 
 def loc_to_expression(resource_type: str, loc: tuple[int | str, ...]) -> str:

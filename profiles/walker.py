@@ -15,8 +15,16 @@ from profiles.bindings import BindingIndex, ValueSet, code_issue
 from profiles.elements import BACKBONE_TYPES, ElementTable, Node
 from profiles.invariants import Invariant, InvariantSet
 from profiles.issues import ValidationIssue
-from profiles.structure import JSON_TYPE_CODES, JSON_TYPES
 
+# FHIR types whose JSON is a boolean or a number (pydantic would accept "true" or "5").
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "boolean": (bool,),
+    "integer": (int,),
+    "positiveInt": (int,),
+    "unsignedInt": (int,),
+    "decimal": (int, float),
+}
+JSON_TYPE_CODES = frozenset(JSON_TYPES)
 _RESOURCE = ""  # descend target of a contained resource: its own resourceType decides
 
 
@@ -103,7 +111,7 @@ class NodeChecker:
                 where = f"{expr}.{key}"
                 if where not in seen:
                     out.append(_json_type_issue(where, type_code))
-        # required bindings (bindings.BindingIndex.check)
+        # coded children must be in their required value sets
         for key, element, vs in plan.bound:
             raw = value.get(key)
             if raw is None:
@@ -119,7 +127,7 @@ class NodeChecker:
                 issue = code_issue(vs, raw, element=element, expression=f"{expr}.{key}")
                 if issue:
                     out.append(issue)
-        # ele-1 and the invariants of the type (invariants.InvariantSet.check)
+        # ele-1 and the invariants of the type
         if value.keys() <= _ID_ONLY:
             out.append(ValidationIssue("error", "invariant", expr, _ELE1_CHILDREN))
         for key, raw in value.items():
@@ -135,7 +143,7 @@ class NodeChecker:
                     out.append(
                         ValidationIssue(inv.severity, "invariant", expr, f"{inv.key}: {inv.human}")
                     )
-        # children, depth first in document order (elements.ElementTable._walk)
+        # children, depth first in document order
         descend = plan.descend
         if not descend:
             return

@@ -37,15 +37,15 @@ _STAMPED = ("versionId", "lastUpdated")
 
 def check_change(
     current: dict[str, Any], new: dict[str, Any] | None, *, amendment: dict[str, Any] | None
-) -> bool:
-    """Refuse changing a final record without a valid amendment; True for a no-op update."""
+) -> None:
+    """Refuse changing a final record without a valid amendment (a replay is no change)."""
     if not is_final(current):
-        return False
+        return
     kind = current["resourceType"]
     if new is None:
         raise errors.conflict(f"{kind} is final and cannot be deleted")
     if same_content(new, current):
-        return True  # a replay of what is stored: nothing to amend
+        return  # a replay of what is stored: nothing to amend
     if kind == "Provenance":
         raise errors.conflict("a Provenance is never changed once recorded")
     if amendment is None:
@@ -60,7 +60,6 @@ def check_change(
             "a correction of a final Observation sets status amended or corrected",
             "Observation.status",
         )
-    return False
 
 
 def parse_x_provenance(header: str, *, requester: Any) -> dict[str, Any]:

@@ -34,10 +34,9 @@ class AuditTrail:
         *,
         server_id: str = "medicore",
         enabled: bool = True,
-        guard: Guard = OPEN,
     ) -> None:
         self.requestor = requestor
-        self.guard = guard
+        self.guard: Guard = OPEN  # set once the caller is established (api.access)
         self.server_id = server_id
         self.enabled = enabled
         self._pending: list[AccessRecord] = []
