@@ -101,10 +101,9 @@ async def vread(
     request: Request, resource_type: str, resource_id: str, version: str
 ) -> StoredResource:
     stored = await service(request).vread(resource_type, resource_id, version)
-    guard(request).require("vread", resource_type, from_json(stored.body or b"{}"))
-    await auditing.record_read(
-        request, "vread", from_json(stored.body or b"{}"), version=stored.version
-    )
+    resource = from_json(stored.body or b"{}")
+    guard(request).require("vread", resource_type, resource)
+    await auditing.record_read(request, "vread", resource, version=stored.version)
     return stored
 
 

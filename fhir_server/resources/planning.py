@@ -253,7 +253,9 @@ class Planner:
         resource_id: str,
         if_match: int | None = None,
         method: str = "PUT",
+        current: StoredResource | None = None,
     ) -> Outcome:
+        """``current``: the stored version when the caller has just read it (a patch)."""
         resource_type = resource["resourceType"]
         if not is_valid_id(resource_id):
             raise errors.bad_request("the id in the URL is not a valid FHIR id")
@@ -264,7 +266,8 @@ class Planner:
             raise errors.bad_request(
                 "the id in the body differs from the URL", f"{resource_type}.id"
             )
-        current = await self.store.read(resource_type, resource_id)
+        if current is None:
+            current = await self.store.read(resource_type, resource_id)
         interaction = "patch" if method == "PATCH" else "update"
         plan.guard.require(interaction, resource_type, resource)
         stored_now = from_json(current.body) if current and current.body is not None else None
@@ -315,6 +318,7 @@ class Planner:
             resource_id=resource_id,
             if_match=if_match if if_match is not None else current.version,
             method="PATCH",
+            current=current,
         )
 
     async def conditional_update(
@@ -352,8 +356,9 @@ class Planner:
     ) -> Outcome:
         current = await self.store.read(resource_type, resource_id)
         plan.guard.require("delete", resource_type)
-        if current is not None and current.body is not None:
-            plan.guard.require("delete", resource_type, from_json(current.body))
+        previous = from_json(current.body) if current and current.body is not None else None
+        if previous is not None:
+            plan.guard.require("delete", resource_type, previous)
         if if_match is not None:
             plan.pinned = True
             if current is None or current.deleted or current.version != if_match:
@@ -362,7 +367,7 @@ class Planner:
             raise errors.not_found(f"{resource_type}/{resource_id} does not exist")
         if current.deleted:
             return plan.note("delete", Outcome(204, current, message="already deleted"), None)
-        check_change(from_json(current.body or b"{}"), None, amendment=None)
+        check_change(previous or {}, None, amendment=None)
         stored = plan.add(
             VersionWrite(
                 resource_type=resource_type,
@@ -376,7 +381,6 @@ class Planner:
                 deleted=True,
             )
         )
-        previous = from_json(current.body) if current.body else None
         return plan.note("delete", Outcome(204, stored), previous)
 
     async def conditional_delete(
