@@ -14,7 +14,7 @@ from auth.errors import OAuthError
 from auth.tokens import unverified_parts
 from fhir_server.api.auditing import record_authentication
 from fhir_server.api.auth_login import error_page, login_page
-from fhir_server.api.http import base_url
+from fhir_server.api.http import base_url, media_type
 from fhir_server.security.authenticate import challenge
 from fhir_server.security.authorize import (
     AuthorizePageError,
@@ -61,7 +61,7 @@ def _oauth_error(exc: OAuthError) -> Response:
 
 async def _form(request: Request) -> dict[str, str]:
     """The url-encoded body as `_once` parameters."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request)
     if media != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "use application/x-www-form-urlencoded", 400)
     try:

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from fhir_server.api import auditing
 from fhir_server.api.access import require_operation
-from fhir_server.api.http import json_response, read_body
+from fhir_server.api.http import json_response, media_type, read_body
 from fhir_server.hl7 import inbox
 from fhir_server.hl7.inbox import KIND
 from fhir_server.hl7.processor import AlreadyProcessed, Hl7Processor
@@ -53,7 +53,7 @@ def _processor(request: Request) -> Hl7Processor:
     dependencies=[require_operation("hl7-ingest")],
 )
 async def ingest(request: Request) -> Response:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request)
     if media not in HL7_MEDIA_TYPES:
         raise errors.FhirError(
             415, "not-supported", f"Content-Type must be one of {', '.join(HL7_MEDIA_TYPES)}"

@@ -43,7 +43,8 @@ def check_accept(request: Request) -> None:
     raise errors.FhirError(406, "not-supported", "only application/fhir+json is supported")
 
 
-def _media_type(request: Request) -> str:
+def media_type(request: Request) -> str:
+    """The request's Content-Type without parameters, lower case ("" when absent)."""
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
@@ -67,7 +68,7 @@ async def read_json(request: Request, *, patch: bool = False, optional: bool = F
     body = await read_body(request)
     if optional and not body:
         return None
-    media = _media_type(request)
+    media = media_type(request)
     accepted = ("application/json-patch+json",) if patch else _JSON_TYPES
     if media not in accepted:
         raise errors.FhirError(

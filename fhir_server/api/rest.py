@@ -19,6 +19,7 @@ from fhir_server.api.http import (
     base_url,
     check_accept,
     json_response,
+    media_type,
     prefer_return,
     read_body,
     read_json,
@@ -95,7 +96,7 @@ async def type_history(request: Request, resource_type: str) -> Response:
 @router.post("/{resource_type}/_search", summary="Search (form body)")
 async def search_post(request: Request, resource_type: str) -> Response:
     check_accept(request)
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request)
     if media != "application/x-www-form-urlencoded":
         raise errors.FhirError(
             415, "not-supported", "_search takes application/x-www-form-urlencoded"
