@@ -10,6 +10,7 @@ from auth.decision import Principal
 from fhir_server.api.auditing import classify, trail
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard, PrincipalGuard
+from fhir_server.resources.auditing import AuditTrail
 
 # Interactions that ``auth.decision`` knows per resource type; the others (transaction,
 # batch, history-system, operations) are decided entry by entry or resource by resource.
@@ -35,16 +36,21 @@ async def establish_caller(request: Request) -> None:
         the_trail.guard = OPEN
         return
     principal = await authenticated(request)
+    _identify(the_trail, principal)
+    the_trail.guard = PrincipalGuard(principal)
+    interaction, resource_type, _ = classify(request)
+    if resource_type and interaction in _TYPED:
+        the_trail.guard.require(interaction, resource_type)
+
+
+def _identify(the_trail: AuditTrail, principal: Principal) -> None:
+    """Name the caller in the request's AuditEvents: user, client, role, purpose of use."""
     the_trail.identify(
         user_id=principal.subject if principal.role != "system" else None,
         client_id=principal.client_id or None,
         roles=(principal.role,) if principal.role else (),
         purpose_of_use=principal.purpose_of_use,
     )
-    the_trail.guard = PrincipalGuard(principal)
-    interaction, resource_type, _ = classify(request)
-    if resource_type and interaction in _TYPED:
-        the_trail.guard.require(interaction, resource_type)
 
 
 async def authenticated(request: Request) -> Principal:
@@ -89,7 +95,9 @@ def require_operation(name: str) -> Any:
             return
         from auth.decision import decide_operation
 
-        decision = decide_operation(await authenticated(request), name)
+        principal = await authenticated(request)
+        _identify(trail(request), principal)
+        decision = decide_operation(principal, name)
         if not decision.allowed:
             raise errors.FhirError(decision.status, "forbidden", decision.reason)
 

@@ -37,7 +37,8 @@ def classify(request: Request) -> tuple[str, str | None, str | None]:
 
 
 def is_audited(path: str) -> bool:
-    return path.startswith("/fhir") and not _UNAUDITED.match(path)
+    """FHIR requests, and the HL7 routes (their dead letters hold raw messages)."""
+    return path.startswith(("/fhir", "/hl7/")) and not _UNAUDITED.match(path)
 
 
 def trail(request: Request) -> AuditTrail:

@@ -30,17 +30,6 @@ _ACK_MEDIA_TYPE = "x-application/hl7-v2+er7"
 _STATUSES = ("failed", "received", "processed")
 
 
-def _who(request: Request) -> dict[str, Any]:
-    principal = getattr(request.state, "principal", None)
-    if principal is None:
-        return {}
-    return {
-        "user_id": principal.subject,
-        "client_id": principal.client_id or None,
-        "roles": (principal.role,),
-    }
-
-
 def _processor(request: Request) -> Hl7Processor:
     processor: Hl7Processor = request.app.state.hl7
     return processor
@@ -103,9 +92,7 @@ async def failed_read(request: Request, message_id: str) -> Response:
     if doc is None:
         raise errors.not_found("no HL7 message is stored under this id")
     # The raw message carries patient data: the interface team may read it, audited.
-    the_trail = auditing.trail(request)
-    the_trail.identify(**_who(request))
-    the_trail.add(
+    auditing.trail(request).add(
         "operation", status=200, operation="hl7-message-read", query=auditing.raw_query(request)
     )
     await auditing.commit(request)

@@ -9,6 +9,7 @@ import httpx
 
 from audit.chain import verify
 from tests.conftest import AUDIT_KEY
+from tests.integration.api.conftest import mint
 
 PATIENT = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "A-1"}]}
 
@@ -160,3 +161,21 @@ async def test_audit_writes_and_mllp_connections_are_measured(client: httpx.Asyn
     )
     assert float(count.split()[-1]) >= 1
     assert "medicore_mllp_active_connections 0.0" in text  # no listener in this test app
+
+
+async def test_refused_requests_for_hl7_dead_letters_are_audited(
+    secured: httpx.AsyncClient,
+) -> None:
+    """Dead letters hold raw messages with patient data: a refusal there is an access
+    attempt like any other, and leaves its AuditEvent."""
+    nurse = {"Authorization": f"Bearer {mint(secured, role='nurse', scope='user/*.rs')}"}
+    store = secured._transport.app.state.store  # type: ignore[attr-defined]
+    before = [r async for r in store.iter_audit()]
+    assert (await secured.get("/hl7/v2/failed")).status_code == 401
+    assert (await secured.get("/hl7/v2/failed/X|Y|Z", headers=nurse)).status_code == 403
+    events = [r.event() async for r in store.iter_audit()][len(before) :]
+    assert [(e["outcome"], e["outcomeDesc"].split(":")[0]) for e in events] == [
+        ("4", "denied"),
+        ("4", "denied"),
+    ]
+    assert "nurse" in str(events[1]["agent"])
