@@ -16,15 +16,28 @@ from fhir_server.storage.base import Store, StoreError
 log = logging.getLogger("medicore.audit")
 
 
+def audit_key_path(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "keys" / "audit-hmac.key"
+
+
+def existing_audit_key(settings: Settings) -> bytes | None:
+    """``MEDICORE_AUDIT_KEY``, else the key file when there is one (nothing is created)."""
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    path = audit_key_path(settings)
+    return path.read_bytes().strip() if path.is_file() else None
+
+
 def load_audit_key(settings: Settings) -> bytes:
     """``MEDICORE_AUDIT_KEY``, else a key file created once beside the data (mode 0600).
 
     Keep it out of the database and its backups: whoever holds it can re-seal a chain.
     Several hosts sharing one MongoDB must share the key (set MEDICORE_AUDIT_KEY).
     """
-    if settings.audit_key:
-        return settings.audit_key.encode()
-    path = Path(settings.data_dir) / "keys" / "audit-hmac.key"
+    existing = existing_audit_key(settings)
+    if existing is not None:
+        return existing
+    path = audit_key_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -7,19 +7,11 @@ must be restored separately. A missing key is reported, never silently created.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from audit.chain import verify
+from fhir_server.audit_setup import audit_key_path, existing_audit_key
 from fhir_server.maintenance.manifest import Manifest
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
-
-
-def _existing_key(settings: Settings) -> bytes | None:
-    if settings.audit_key:
-        return settings.audit_key.encode()
-    path = Path(settings.data_dir) / "keys" / "audit-hmac.key"
-    return path.read_bytes().strip() if path.is_file() else None
 
 
 async def verify_audit_chain(uri: str, manifest: Manifest) -> str | None:
@@ -27,11 +19,11 @@ async def verify_audit_chain(uri: str, manifest: Manifest) -> str | None:
     if not manifest.inventory.audit_head:
         return None
     settings = Settings(store=uri)
-    key = _existing_key(settings)
+    key = existing_audit_key(settings)
     if key is None:
         return (
             "audit key not found (set MEDICORE_AUDIT_KEY or restore "
-            f"{settings.data_dir}/keys/audit-hmac.key), the chain was not verified"
+            f"{audit_key_path(settings)}), the chain was not verified"
         )
     store = store_from_uri(uri, mongo_database=settings.mongo_database, audit_key=key)
     await store.open()
