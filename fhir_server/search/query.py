@@ -26,6 +26,10 @@ RESULT_PARAMS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_total", "_summary", "_elements", "_cursor"}
 )
 _SCALARS = (str, int, float, type(None))
+# Both stores: the most resources one page may include (_include/_revinclude), and the
+# highest code point, which ends a prefix range ("ab" <= x < "ab" + MAX_CHAR).
+MAX_INCLUDED = 1000
+MAX_CHAR = "\U0010ffff"
 
 
 def _scalar(value: Any) -> bool:

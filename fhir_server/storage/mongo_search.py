@@ -10,7 +10,7 @@ from typing import Any
 
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import IndexEntries
-from fhir_server.search.query import Cursor, Include, SearchQuery
+from fhir_server.search.query import MAX_INCLUDED, Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
 from fhir_server.storage.mongo_search_filter import (
     SEP,
@@ -20,7 +20,6 @@ from fhir_server.storage.mongo_search_filter import (
     token_keys,
 )
 
-MAX_INCLUDED = 1000
 _PROJECTION = {
     "type": 1,
     "id": 1,

@@ -18,6 +18,7 @@ from fhir_server.search.query import (
     DATE,
     HAS,
     ID,
+    MAX_CHAR,
     MISSING,
     NUMBER,
     REFERENCE,
@@ -36,7 +37,6 @@ from fhir_server.search.query import (
 )
 
 SEP = "\x1f"
-MAX_CHAR = "\U0010ffff"
 _OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte"}
 # Chained / _has targets are resolved into one $in: past this many, the search is refused
 # (400) rather than answered from a cut list. SQLite joins instead and has no such bound.

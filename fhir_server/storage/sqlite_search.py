@@ -13,11 +13,10 @@ from typing import Any
 
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import IndexEntries
-from fhir_server.search.query import TOKEN, Cursor, Include, SearchQuery
+from fhir_server.search.query import MAX_INCLUDED, TOKEN, Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
 from fhir_server.storage.sqlite_search_sql import json_path, token_sql, where_sql
 
-MAX_INCLUDED = 1000
 _NULL_SORT = -1e308  # missing sort values sort first ascending (below numbers and text)
 
 SCHEMA: tuple[str, ...] = (

@@ -11,6 +11,7 @@ from fhir_server.search.query import (
     DATE,
     HAS,
     ID,
+    MAX_CHAR,
     MISSING,
     NUMBER,
     REFERENCE,
@@ -31,7 +32,6 @@ from fhir_server.search.query import (
 )
 
 Sql = tuple[str, list[Any]]
-MAX_CHAR = "\U0010ffff"
 _TABLE = {
     TOKEN: "idx_token",
     TEXT: "idx_text",

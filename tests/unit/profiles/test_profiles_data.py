@@ -41,3 +41,11 @@ def test_choice_elements_are_expanded() -> None:
     assert child is not None and child.type == "Quantity" and child.path == "Observation.value[x]"
     ref = table.children["Observation.component"].get("referenceRange")
     assert ref is not None and ref.path == "Observation.referenceRange"
+
+
+def test_the_leaf_package_knows_the_same_six_types_as_the_server() -> None:
+    """``profiles`` may not import the server, so it keeps its own list: the same one."""
+    from fhir_server.resources.meta import SUPPORTED_TYPES
+    from profiles.elements import RESOURCE_TYPES
+
+    assert RESOURCE_TYPES == SUPPORTED_TYPES
