@@ -7,7 +7,6 @@ are made searchable as resources in the background (``index_audit``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,8 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
 from fhir_server.storage.audit_view import audit_event_write
 from fhir_server.storage.mongo_common import mapped_errors
+
+_DUPLICATE_KEY = 11000  # MongoDB's error code for a duplicate key
 
 
 async def audit_head(db: Any, session: Any) -> ChainHead:
@@ -113,9 +114,12 @@ class MongoAuditSink:
             page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(limit)
             if not page:
                 return 0
-            for doc in page:
-                with contextlib.suppress(DuplicateKeyError):
-                    await self.db.resources.insert_one(audit_resource_doc(doc, registry))
+            docs = [audit_resource_doc(doc, registry) for doc in page]
+            try:  # one round trip; unordered, so one already indexed skips only itself
+                await self.db.resources.insert_many(docs, ordered=False)
+            except BulkWriteError as exc:
+                if any(e.get("code") != _DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                    raise
             await self.db.counters.update_one(
                 {"_id": "audit_indexed"}, {"$max": {"value": page[-1]["_id"]}}, upsert=True
             )
