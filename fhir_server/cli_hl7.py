@@ -96,7 +96,7 @@ async def _with_processor(args: argparse.Namespace, work: Any) -> int:
     await store.open()
     try:
         service = build_service(settings, store)
-        base_url = settings.base_url or f"http://{settings.host}:{settings.port}/fhir"
+        base_url = settings.served_base
         processor = Hl7Processor(
             service, settings=Hl7Settings(), base_url=base_url, audit=hl7_audit(settings)
         )

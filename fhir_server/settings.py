@@ -32,5 +32,10 @@ class Settings(BaseSettings):
     reject_unknown_profiles: bool = False
 
     @property
+    def served_base(self) -> str:
+        """The FHIR base this server answers on: ``base_url``, else host and port."""
+        return self.base_url or f"http://{self.host}:{self.port}/fhir"
+
+    @property
     def is_production(self) -> bool:
         return self.env.lower() == "production"

@@ -47,7 +47,7 @@ def install_hl7(app: FastAPI, settings: Settings, *, hl7: Hl7Settings | None = N
     from fhir_server.api.hl7_endpoints import router  # the router imports this package
 
     hl7_settings = hl7 or Hl7Settings()
-    base_url = settings.base_url or f"http://{settings.host}:{settings.port}/fhir"
+    base_url = settings.served_base
     app.state.hl7_settings = hl7_settings
     app.state.hl7_mllp_host = hl7_settings.mllp_host or settings.host
     app.state.hl7 = Hl7Processor(
