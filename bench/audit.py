@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,24 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _with_children(pid: int) -> list[int]:
+    """The server and its child processes (the AuditEvent indexer)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *map(int, children)]
+
+
+def _index_lag(folder: Path) -> int:
+    """Chain records recorded but not yet searchable (from the two SQLite files)."""
+    with sqlite3.connect(folder / "bench.db") as chain:
+        head = chain.execute("SELECT coalesce(max(position), 0) FROM audit").fetchone()[0]
+    with sqlite3.connect(folder / "bench.db.audit-index") as index:
+        row = index.execute("SELECT position FROM indexed").fetchone()
+    return int(head) - (int(row[0]) if row else 0)
+
+
 def _seed(port: int) -> None:
     body = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Kim"}], "gender": "male"}
     httpx.put(f"http://127.0.0.1:{port}/fhir/Patient/p1", json=body, timeout=10).raise_for_status()
@@ -101,6 +120,8 @@ async def main() -> None:
         on: list[LoadResult] = []
         off: list[LoadResult] = []
         cpu = {audited.pid: 0.0, plain.pid: 0.0}  # server CPU seconds during the rounds
+        indexer_pids = _with_children(audited.pid)[1:]
+        indexer_cpu = sum(_cpu_seconds(pid) for pid in indexer_pids)
         make = lambda i: ("GET", "/fhir/Patient/p1", b"")  # noqa: E731
         for _ in range(args.rounds):
             for process, port, bucket in ((plain, p_port, off), (audited, a_port, on)):
@@ -116,6 +137,8 @@ async def main() -> None:
                     )
                 )
                 cpu[process.pid] += _cpu_seconds(process.pid) - before
+        indexer_cpu = sum(_cpu_seconds(pid) for pid in indexer_pids) - indexer_cpu
+        lag = _index_lag(on_dir)
         a, b = _merge(on), _merge(off)
         print(
             f"read Patient, concurrency {args.concurrency}, {args.rounds} alternating rounds "
@@ -140,7 +163,8 @@ async def main() -> None:
             off_us = cpu[plain.pid] / b.requests * 1e6
             print(
                 f"server CPU per read: {off_us:.0f} µs off, {on_us:.0f} µs on "
-                f"(audit: +{on_us - off_us:.0f} µs)"
+                f"(audit: +{on_us - off_us:.0f} µs); AuditEvent indexer process: "
+                f"{indexer_cpu / a.requests * 1e6:.0f} µs per read, {lag} events behind at the end"
             )
     finally:
         for process in (audited, plain):

@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from fhir_server.api import capability, operations, rest
 from fhir_server.api.errors import install_error_handlers
+from fhir_server.audit_indexer import supervise
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
 from fhir_server.hl7 import Hl7Settings, install_hl7, mllp_readiness
 from fhir_server.observability import (
@@ -32,14 +33,20 @@ from profiles.validator import KRCORE_DIR, MEDICORE_DIR
 _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def build_service(settings: Settings, store: Store) -> ResourceService:
-    """The service as configured (search definitions, profiles): the server and the
-    operator commands that write (``medicore hl7 reprocess``) must validate alike."""
-    registry = (
+def search_registry(settings: Settings) -> SearchRegistry:
+    """The search parameters as configured: the server and the AuditEvent indexer process
+    must extract alike."""
+    return (
         SearchRegistry.load(*map(Path, settings.search_parameters_dirs))
         if settings.search_parameters_dirs
         else SearchRegistry.default()
     )
+
+
+def build_service(settings: Settings, store: Store) -> ResourceService:
+    """The service as configured (search definitions, profiles): the server and the
+    operator commands that write (``medicore hl7 reprocess``) must validate alike."""
+    registry = search_registry(settings)
     validator = Validator(
         (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
         mandatory=settings.mandatory_profiles,
@@ -79,7 +86,9 @@ def create_app(
         if demo:
             await seed_demo_accounts(the_store)
         indexer = asyncio.create_task(
-            index_audit_forever(
+            supervise(settings)
+            if settings.audit_indexer == "process"
+            else index_audit_forever(
                 the_store, registry=service.registry, interval=settings.audit_index_interval
             )
         )

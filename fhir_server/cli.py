@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from fhir_server import cli_audit, cli_auth, cli_hl7, cli_ops
 from fhir_server.security import refuse_demo_in_production
@@ -16,11 +18,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from fhir_server.app import create_app
 
-    overrides = {
+    overrides: dict[str, Any] = {
         key: value
         for key, value in (("host", args.host), ("port", args.port), ("store", args.store))
         if value is not None
     }
+    # The server indexes AuditEvents in a child process unless told otherwise.
+    overrides["audit_indexer"] = os.environ.get("MEDICORE_AUDIT_INDEXER", "process")
     settings = Settings(**overrides)
     if args.demo:
         refuse_demo_in_production(settings)

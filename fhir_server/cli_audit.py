@@ -1,4 +1,5 @@
-"""``medicore audit verify|export|checkpoint``: the auditor's and operator's chain tools."""
+"""``medicore audit verify|export|checkpoint|index``: the auditor's and operator's chain
+tools, and the AuditEvent indexer that ``medicore serve`` runs beside it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 from audit.chain import ChainedRecord, Checkpoint, checkpoint, verify
 from audit.export import export_ndjson, terminal_progress, verify_export
-from fhir_server.audit_setup import load_audit_key
+from fhir_server.audit_indexer import follow
+from fhir_server.audit_setup import existing_audit_key, load_audit_key
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
 
@@ -81,6 +83,30 @@ async def _checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _index(args: argparse.Namespace) -> int:
+    from fhir_server.app import search_registry  # the app's imports only when indexing
+
+    settings = _settings(args)
+    store = store_from_uri(
+        settings.store,
+        mongo_database=settings.mongo_database,
+        audit_key=existing_audit_key(settings) or b"",  # indexing reads; it never seals
+    )
+    registry = search_registry(settings)
+    await store.open()
+    try:
+        if args.follow:
+            await follow(store, registry=registry, parent_pid=args.parent)
+            return 0
+        total = 0
+        while indexed := await store.index_audit(registry=registry):
+            total += indexed
+    finally:
+        await store.close()
+    print(json.dumps({"indexed": total}))
+    return 0
+
+
 def _verify_file(args: argparse.Namespace) -> int:
     report = verify_export(Path(args.file), key=load_audit_key(_settings(args)))
     print(report.describe())
@@ -93,7 +119,9 @@ def _instant(text: str) -> datetime:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = commands.add_parser("audit", help="verify, export and checkpoint the audit chain")
+    audit = commands.add_parser(
+        "audit", help="verify, export, checkpoint and index the audit chain"
+    )
     actions = audit.add_subparsers(dest="audit_command", required=True)
 
     def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -115,6 +143,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     point = with_store(actions.add_parser("checkpoint", help="print the chain head to ship away"))
     point.add_argument("--out", help="also write it to this file")
     point.set_defaults(handler=lambda a: asyncio.run(_checkpoint(a)))
+
+    index = with_store(actions.add_parser("index", help="make recorded AuditEvents searchable"))
+    index.add_argument("--follow", action="store_true", help="keep indexing as events arrive")
+    index.add_argument("--parent", type=int, help="stop when this process is gone")
+    index.set_defaults(handler=lambda a: asyncio.run(_index(a)))
 
     exported = with_store(actions.add_parser("verify-export", help="verify an exported file"))
     exported.add_argument("file")

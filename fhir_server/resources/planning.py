@@ -34,7 +34,7 @@ from fhir_server.resources.validation import check_resource
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
-from fhir_server.search.query import SearchQuery
+from fhir_server.search.query import SearchQuery, reaches
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import (
     ConditionalClaim,
@@ -147,11 +147,19 @@ class Planner:
         if not criteria:
             raise errors.bad_request("conditional interaction without search criteria")
         try:
-            return parse_search(
+            query = parse_search(
                 resource_type, list(criteria), self.registry, base_url="", strict=True
             )
         except SearchError as exc:
             raise errors.bad_search(exc.param, exc.message) from exc
+        for criterion in query.criteria:
+            # The audit trail is no precondition for a write (and the SQLite writer
+            # re-checks criteria on the store's file alone).
+            if reaches(criterion, "AuditEvent"):
+                raise errors.bad_search(
+                    criterion.param, "conditional criteria cannot use AuditEvent"
+                )
+        return query
 
     async def matches(
         self, plan: Plan, resource_type: str, criteria: Criteria

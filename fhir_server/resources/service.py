@@ -179,7 +179,7 @@ class ResourceService:
             raise errors.bad_search(exc.param, exc.message) from exc
 
     async def search(self, query: SearchQuery) -> SearchResult:
-        if "AuditEvent" in query.resource_types:
+        if query.involves("AuditEvent"):
             await self.catch_up_audit()
         try:
             return await guard(self.store.search(query))

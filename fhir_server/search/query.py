@@ -199,7 +199,30 @@ class SearchQuery:
             return matched
         return None
 
+    def involves(self, resource_type: str) -> bool:
+        """Whether answering reads rows of ``resource_type``: searched or included, or
+        reached through a chain or ``_has``."""
+        return (
+            resource_type in self.resource_types
+            or any(inc.target_type in (resource_type, None) for inc in self.include)
+            or any(inc.source_type in (resource_type, "*") for inc in self.revinclude)
+            or any(reaches(c, resource_type) for c in self.criteria)
+        )
+
     def key(self) -> str:
         """Normalized criteria (type + sorted parameters), e.g. for conditional claims."""
         parts = sorted(f"{k}={v}" for k, v in self.params if k.split(":")[0] not in RESULT_PARAMS)
         return ",".join(self.resource_types) + "?" + "&".join(parts)
+
+
+def reaches(criterion: Criterion, resource_type: str) -> bool:
+    """Whether a chain or ``_has`` in ``criterion`` reads rows of ``resource_type``."""
+    if criterion.kind == CHAIN:
+        return any(
+            target == resource_type or reaches(inner, resource_type)
+            for target, inner in criterion.values[0].targets
+        )
+    if criterion.kind == HAS:
+        has: HasValue = criterion.values[0]
+        return has.source_type == resource_type or reaches(has.inner, resource_type)
+    return False

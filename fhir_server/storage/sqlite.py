@@ -24,6 +24,7 @@ from fhir_server.storage.base import (
 )
 from fhir_server.storage.sqlite_audit import SqliteAuditSink
 from fhir_server.storage.sqlite_records import SqliteRecords, apply_record
+from fhir_server.storage.sqlite_search_sql import db_of
 
 if TYPE_CHECKING:
     from fhir_server.search.extract import IndexEntries
@@ -58,7 +59,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
         def fetch(conn: sqlite3.Connection) -> StoredResource | None:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM resource WHERE rtype=? AND id=?",
+                f"SELECT {_COLUMNS} FROM {db_of(resource_type)}resource WHERE rtype=? AND id=?",
                 (resource_type, resource_id),
             ).fetchone()
             return _row_to_resource(row) if row else None
@@ -120,10 +121,16 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
 
     async def counts(self) -> dict[str, int]:
         def fetch(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute(
-                "SELECT rtype, count(*) FROM resource WHERE deleted=0 GROUP BY rtype"
-            ).fetchall()
-            return {rtype: n for rtype, n in rows}
+            counted: dict[str, int] = {}
+            for db in ("main.", db_of("AuditEvent")):
+                # The store's own file may still hold AuditEvents indexed before the
+                # index had its own file: those are counted from the index file.
+                for rtype, n in conn.execute(
+                    f"SELECT rtype, count(*) FROM {db}resource WHERE deleted=0 GROUP BY rtype"
+                ):
+                    if db_of(rtype) == db:
+                        counted[rtype] = n
+            return counted
 
         return await self._read(fetch)
 

@@ -2,13 +2,14 @@
 
 Records are sealed inside the writer's transaction, right after reading the chain head,
 so the chain order is the commit order even with several processes on one file.
-AuditEvents become searchable resources later, in large batches (``index_audit``): the
-durable, chained row is what makes an access accounted for; indexing is a derived view,
-and a thousand events indexed in one commit cost half what ten-event commits would.
+AuditEvents become searchable resources later, in large batches (``index_audit``), in a
+file of their own (``sqlite_audit_index``): the durable, chained row is what makes an
+access accounted for; the search index is a derived view.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -18,10 +19,8 @@ from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
 from audit.sink import check_follows
 from fhir_server.search.registry import SearchRegistry
-from fhir_server.storage import sqlite_search
-from fhir_server.storage.audit_view import audit_event_write
-from fhir_server.storage.base import VersionWrite
-from fhir_server.storage.sqlite_engine import SqliteEngine
+from fhir_server.storage.sqlite_audit_index import as_bytes
+from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
 
 
 def head(conn: sqlite3.Connection) -> ChainHead:
@@ -42,29 +41,6 @@ def append(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], *, key: b
     )
 
 
-def insert_views(conn: sqlite3.Connection, views: Sequence[VersionWrite]) -> None:
-    """AuditEvent resources and their index rows, a statement per table for them all."""
-    first: int = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM resource").fetchone()[0]
-    rids = range(first, first + len(views))
-    conn.executemany(
-        "INSERT INTO resource (rid, rtype, id, version, last_updated, deleted, body)"
-        " VALUES (?, 'AuditEvent', ?, 1, ?, 0, ?)",
-        [(rid, v.id, v.last_updated, v.body) for rid, v in zip(rids, views, strict=True)],
-    )
-    sqlite_search.write_indexes(
-        conn,
-        [(rid, "AuditEvent", v.index) for rid, v in zip(rids, views, strict=True) if v.index],
-    )
-
-
-def _mark_indexed(conn: sqlite3.Connection, upto: int) -> None:
-    conn.execute(
-        "INSERT INTO audit_indexed (id, upto) VALUES (1, ?)"
-        " ON CONFLICT (id) DO UPDATE SET upto=excluded.upto",
-        (upto,),
-    )
-
-
 def rows(
     conn: sqlite3.Connection, *, start: int, stop: int | None, limit: int
 ) -> list[ChainedRecord]:
@@ -75,14 +51,9 @@ def rows(
         args.append(stop)
     sql += " ORDER BY position LIMIT ?"
     return [
-        ChainedRecord(position=p, prev_hash=prev, hash=h, event_json=_as_bytes(event))
+        ChainedRecord(position=p, prev_hash=prev, hash=h, event_json=as_bytes(event))
         for p, prev, h, event in conn.execute(sql, (*args, limit))
     ]
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    """Event JSON as stored; text too, so a forged row is reported, not crashed on."""
-    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 def bounds(conn: sqlite3.Connection, *, since: str, until: str) -> tuple[int, int] | None:
@@ -93,25 +64,8 @@ def bounds(conn: sqlite3.Connection, *, since: str, until: str) -> tuple[int, in
     return (row[0], row[1]) if row and row[0] is not None else None
 
 
-def indexed_upto(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT upto FROM audit_indexed WHERE id=1").fetchone()
-    return int(row[0]) if row else 0
-
-
-def pending(conn: sqlite3.Connection, *, limit: int) -> list[tuple[int, str, str, bytes]]:
-    """(position, event id, recorded, event JSON) not yet indexed, oldest first."""
-    return [
-        (p, event_id, recorded, _as_bytes(event))
-        for p, event_id, recorded, event in conn.execute(
-            "SELECT position, event_id, recorded, event FROM audit WHERE position>?"
-            " ORDER BY position LIMIT ?",
-            (indexed_upto(conn), limit),
-        )
-    ]
-
-
 class SqliteAuditSink(SqliteEngine):
-    """``audit.sink.AuditSink`` on the store's file, plus background indexing."""
+    """``audit.sink.AuditSink`` on the store's file, plus indexing for search."""
 
     async def audit_head(self) -> ChainHead:
         return await self._read(head)
@@ -153,28 +107,6 @@ class SqliteAuditSink(SqliteEngine):
 
     async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
-        waiting = await self._read(lambda conn: pending(conn, limit=limit))
-        if not waiting:
-            return 0
-        prepared = [
-            audit_event_write(event_id, recorded, event, registry=registry)
-            for _, event_id, recorded, event in waiting
-        ]
-        upto = waiting[-1][0]
-
-        def insert(conn: sqlite3.Connection) -> None:
-            if indexed_upto(conn) >= upto:
-                return  # another process indexed them meanwhile
-            marks = ",".join("?" * len(prepared))
-            indexed = {
-                row[0]
-                for row in conn.execute(
-                    f"SELECT id FROM resource WHERE rtype='AuditEvent' AND id IN ({marks})",
-                    [write.id for write in prepared],
-                )
-            }
-            insert_views(conn, [write for write in prepared if write.id not in indexed])
-            _mark_indexed(conn, upto)
-
-        await self._write(insert)
-        return len(waiting)
+        index = self.audit_index
+        with mapped_errors():
+            return await asyncio.to_thread(index.index_chunk, registry, limit=limit)

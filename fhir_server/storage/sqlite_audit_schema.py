@@ -12,15 +12,12 @@ AUDIT_SCHEMA: tuple[str, ...] = (
         event BLOB NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS audit_recorded ON audit (recorded)",
-    """CREATE TABLE IF NOT EXISTS audit_indexed (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        upto INTEGER NOT NULL
-    )""",
     # No code path changes an audit record; these make the database refuse it too.
     """CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END""",
+    # Files written before the index moved to its own file keep AuditEvent rows here.
     """CREATE TRIGGER IF NOT EXISTS audit_resource_no_update BEFORE UPDATE ON resource
         WHEN OLD.rtype = 'AuditEvent'
         BEGIN SELECT RAISE(ABORT, 'AuditEvent resources are append-only'); END""",

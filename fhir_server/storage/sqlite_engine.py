@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fhir_server.storage import sqlite_audit_schema, sqlite_search
+from fhir_server.storage import sqlite_audit_index, sqlite_audit_schema, sqlite_search
 from fhir_server.storage.base import ConditionalConflict, StoreError, StoreUnavailable
 from fhir_server.storage.sqlite_schema import CORE_SCHEMA
 
@@ -54,6 +54,7 @@ class SqliteEngine:
     def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
         self.path = Path(path)
         self.audit_key = audit_key
+        self.audit_index = sqlite_audit_index.AuditIndexFile(self.path)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer_thread: threading.Thread | None = None
         self._writer: sqlite3.Connection | None = None
@@ -83,6 +84,7 @@ class SqliteEngine:
                 *sqlite_audit_schema.AUDIT_SCHEMA,
             ):
                 conn.execute(statement)
+            self.audit_index.create()  # before any reader attaches it
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc
         self._writer = conn
@@ -112,6 +114,7 @@ class SqliteEngine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self.audit_index.close()
 
     # -- the writer thread -------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class SqliteEngine:
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
+            sqlite_audit_index.attach(conn, self.path)
             self._local.conn = conn
             with self._lock:
                 self._reader_conns.append(conn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 # ``resource`` holds the current version of each resource (tombstones included); ``rid``
 # is the compact key the search index tables point at. ``history`` keeps every version,
 # ``seq`` giving the one global order that history paging walks.
-CORE_SCHEMA: tuple[str, ...] = (
+RESOURCE_SCHEMA: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS resource (
         rid INTEGER PRIMARY KEY,
         rtype TEXT NOT NULL,
@@ -19,6 +19,9 @@ CORE_SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS resource_type_updated ON resource (rtype, last_updated)",
     # Type scans in rid order: a first page is found without sorting the whole type.
     "CREATE INDEX IF NOT EXISTS resource_type_rid ON resource (rtype, rid)",
+)
+CORE_SCHEMA: tuple[str, ...] = (
+    *RESOURCE_SCHEMA,
     """CREATE TABLE IF NOT EXISTS history (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         rtype TEXT NOT NULL,

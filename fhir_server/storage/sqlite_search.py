@@ -7,6 +7,7 @@ values + rid), never OFFSET, so deep pages cost what the first one does.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from typing import Any
@@ -15,8 +16,16 @@ from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import IndexEntries
 from fhir_server.search.query import MAX_INCLUDED, TOKEN, Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
-from fhir_server.storage.sqlite_search_sql import json_path, token_sql, where_sql
+from fhir_server.storage.sqlite_search_sql import (
+    AUDIT_INDEX_DB,
+    db_of,
+    json_path,
+    token_sql,
+    where_sql,
+)
 
+_Group = tuple[str, tuple[str, ...]]  # (schema prefix, the query's types it holds)
+_DATABASES = ["main.", f"{AUDIT_INDEX_DB}."]
 _NULL_SORT = -1e308  # missing sort values sort first ascending (below numbers and text)
 
 SCHEMA: tuple[str, ...] = (
@@ -60,7 +69,7 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS idx_composite_rid ON idx_composite (rid, param)",
     "CREATE TABLE IF NOT EXISTS idx_sort (rid INTEGER PRIMARY KEY, doc TEXT NOT NULL)",
 )
-_TABLES = (
+TABLES = (
     "idx_token",
     "idx_text",
     "idx_string",
@@ -113,7 +122,7 @@ def write_indexes(conn: sqlite3.Connection, resources: list[tuple[int, str, Inde
 
 def delete_index(conn: sqlite3.Connection, rid: int) -> None:
     """Remove every index row of one resource (before a rewrite, and on delete)."""
-    for table in _TABLES:
+    for table in TABLES:
         conn.execute(f"DELETE FROM {table} WHERE rid = ?", (rid,))
 
 
@@ -149,25 +158,80 @@ def _keyset(columns: list[tuple[str, bool, list[Any]]], cursor: Cursor) -> tuple
 
 
 def _select(
-    conn: sqlite3.Connection, query: SearchQuery, *, limit: int, with_cursor: bool
+    conn: sqlite3.Connection, query: SearchQuery, group: _Group, *, limit: int
 ) -> list[tuple[Any, ...]]:
-    where, args = where_sql(query.criteria, query.resource_types)
+    db, types = group
+    where, args = where_sql(query.criteria, types, db)
     columns = _order_columns(query)
     column_args: list[Any] = [a for _, _, col_args in columns for a in col_args]
-    if with_cursor and query.cursor is not None:
+    if query.cursor is not None:
         keyset, keyset_args = _keyset(columns, query.cursor)
         where += " AND " + keyset
         args += keyset_args
-    reverse = with_cursor and query.cursor is not None and query.cursor.direction == "prev"
+    reverse = _backwards(query)
     order = ", ".join(f"{expr} {'DESC' if desc != reverse else 'ASC'}" for expr, desc, _ in columns)
-    join = " LEFT JOIN idx_sort s ON s.rid = r.rid" if query.sort else ""
+    join = f" LEFT JOIN {db}idx_sort s ON s.rid = r.rid" if query.sort else ""
     sort_select = "".join(f", {expr}" for expr, _, _ in columns)
     sql = (
         f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body{sort_select}"
-        f" FROM resource r{join} WHERE {where} ORDER BY {order} LIMIT ?"
+        f" FROM {db}resource r{join} WHERE {where} ORDER BY {order} LIMIT ?"
     )
     rows = conn.execute(sql, [*column_args, *args, *column_args, limit]).fetchall()
     return list(reversed(rows)) if reverse else rows
+
+
+def _backwards(query: SearchQuery) -> bool:
+    return query.cursor is not None and query.cursor.direction == "prev"
+
+
+def _groups(types: tuple[str, ...]) -> list[_Group]:
+    """The query's types by the schema holding them (AuditEvents have their own file)."""
+    by_db: dict[str, list[str]] = {}
+    for resource_type in types:
+        by_db.setdefault(db_of(resource_type), []).append(resource_type)
+    return [(db, tuple(members)) for db, members in by_db.items()]
+
+
+def _page_rows(
+    conn: sqlite3.Connection, query: SearchQuery, *, limit: int
+) -> list[tuple[Any, ...]]:
+    """Up to ``limit`` rows of the page in display order, across both schemas.
+
+    Each schema's rows come sorted by SQLite; rows of the two are merged by the same sort
+    values and the rid tie-breaker (AuditEvent rids are offset, so rids never collide).
+    """
+    groups = _groups(query.resource_types)
+    if len(groups) == 1:
+        return _select(conn, query, groups[0], limit=limit)
+    columns = _order_columns(query)
+    rows = [row for g in groups for row in _select(conn, query, g, limit=limit)]
+    width = len(columns)
+    descending = [desc for _, desc, _ in columns]
+
+    def by_sort_values(a: tuple[Any, ...], b: tuple[Any, ...]) -> int:
+        return _compare(a[-width:], b[-width:], descending)
+
+    rows.sort(key=functools.cmp_to_key(by_sort_values))
+    return rows[-limit:] if _backwards(query) else rows[:limit]
+
+
+def _compare(a: tuple[Any, ...], b: tuple[Any, ...], descending: list[bool]) -> int:
+    """SQLite's ORDER BY on sort values: numbers before text, per-column direction."""
+    for x, y, desc in zip(a, b, descending, strict=True):
+        kx, ky = _sqlite_key(x), _sqlite_key(y)
+        if kx != ky:
+            return (1 if kx > ky else -1) * (-1 if desc else 1)
+    return 0
+
+
+def _sqlite_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, int | float):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    return (3, bytes(value))
 
 
 def _stored(row: tuple[Any, ...]) -> StoredResource:
@@ -184,26 +248,33 @@ def _stored(row: tuple[Any, ...]) -> StoredResource:
 
 def matching(conn: sqlite3.Connection, query: SearchQuery, *, limit: int) -> list[StoredResource]:
     """Up to ``limit`` current resources matching the criteria (conditional interactions)."""
-    where, args = where_sql(query.criteria, query.resource_types)
-    rows = conn.execute(
-        f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body FROM resource r"
-        f" WHERE {where} ORDER BY r.rid LIMIT ?",
-        [*args, limit],
-    ).fetchall()
-    return [_stored(row) for row in rows]
+    found: list[StoredResource] = []
+    for db, types in _groups(query.resource_types):
+        where, args = where_sql(query.criteria, types, db)
+        rows = conn.execute(
+            f"SELECT r.rtype, r.id, r.version, r.last_updated, r.body FROM {db}resource r"
+            f" WHERE {where} ORDER BY r.rid LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        found += [_stored(row) for row in rows]
+    return found[:limit]
 
 
 def count(conn: sqlite3.Connection, query: SearchQuery, *, cap: int | None = None) -> int:
-    fast = _token_count(query)
-    if fast is not None and cap is None:
-        return int(conn.execute(fast[0], fast[1]).fetchone()[0])
-    where, args = where_sql(query.criteria, query.resource_types)
-    inner = f"SELECT 1 FROM resource r WHERE {where}" + (" LIMIT ?" if cap else "")
-    row = conn.execute(f"SELECT COUNT(*) FROM ({inner})", [*args, *([cap + 1] if cap else [])])
-    return int(row.fetchone()[0])
+    total = 0
+    for db, types in _groups(query.resource_types):
+        fast = _token_count(query, db)
+        if fast is not None and cap is None:
+            total += int(conn.execute(fast[0], fast[1]).fetchone()[0])
+            continue
+        where, args = where_sql(query.criteria, types, db)
+        inner = f"SELECT 1 FROM {db}resource r WHERE {where}" + (" LIMIT ?" if cap else "")
+        row = conn.execute(f"SELECT COUNT(*) FROM ({inner})", [*args, *([cap + 1] if cap else [])])
+        total += int(row.fetchone()[0])
+    return total
 
 
-def _token_count(query: SearchQuery) -> tuple[str, list[Any]] | None:
+def _token_count(query: SearchQuery, db: str) -> tuple[str, list[Any]] | None:
     """An index-only count for the common ``Type?token=...&_summary=count`` shape.
 
     Index rows of deleted resources are removed on delete, and rows carry the type, so
@@ -220,7 +291,7 @@ def _token_count(query: SearchQuery) -> tuple[str, list[Any]] | None:
         ors.append(sql)
         args.extend(more)
     return (
-        "SELECT count(DISTINCT rid) FROM idx_token INDEXED BY idx_token_count"
+        f"SELECT count(DISTINCT rid) FROM {db}idx_token INDEXED BY idx_token_count"
         f" WHERE param = ? AND rtype = ? AND ({' OR '.join(ors)})",
         args,
     )
@@ -231,8 +302,8 @@ def execute(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     page_size = query.page_size
     result = SearchResult(matches=[])
     if page_size > 0:
-        rows = _select(conn, query, limit=page_size + 1, with_cursor=True)
-        backwards = query.cursor is not None and query.cursor.direction == "prev"
+        rows = _page_rows(conn, query, limit=page_size + 1)
+        backwards = _backwards(query)
         more = len(rows) > page_size
         if more:
             rows = rows[1:] if backwards else rows[:page_size]
@@ -285,28 +356,34 @@ def _forward(
     conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
     sources = [p for p in frontier if inc.source_type in ("*", p[0])]
-    joins = (
-        " CROSS JOIN resource src ON src.rtype = f.rtype AND src.id = f.id"
-        " CROSS JOIN idx_ref x INDEXED BY idx_ref_rid ON x.rid = src.rid"
-        " JOIN resource t ON t.rtype = x.rtype AND t.id = x.ref_id AND t.deleted = 0"
-    )
-    filters = {"x.param": _named(inc.param), "t.rtype": inc.target_type}
-    return _linked(conn, sources, "t", joins, filters)
+    target_dbs = [db_of(inc.target_type)] if inc.target_type else _DATABASES
+    found: list[tuple[Any, ...]] = []
+    for source_db, types in _groups(tuple(dict.fromkeys(t for t, _ in sources))):
+        for target_db in target_dbs:
+            joins = (
+                f" CROSS JOIN {source_db}resource src ON src.rtype = f.rtype AND src.id = f.id"
+                f" CROSS JOIN {source_db}idx_ref x INDEXED BY idx_ref_rid ON x.rid = src.rid"
+                f" JOIN {target_db}resource t"
+                " ON t.rtype = x.rtype AND t.id = x.ref_id AND t.deleted = 0"
+            )
+            filters = {"x.param": _named(inc.param), "t.rtype": inc.target_type}
+            found += _linked(conn, [p for p in sources if p[0] in types], "t", joins, filters)
+    return found
 
 
 def _reverse(
     conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
-    joins = (
-        " CROSS JOIN idx_ref x ON x.rtype = f.rtype AND x.ref_id = f.id"
-        " JOIN resource s ON s.rid = x.rid AND s.deleted = 0"
-    )
-    filters = {
-        "s.rtype": _named(inc.source_type),
-        "x.param": _named(inc.param),
-        "x.rtype": inc.target_type,
-    }
-    return _linked(conn, frontier, "s", joins, filters)
+    source_type = _named(inc.source_type)
+    found: list[tuple[Any, ...]] = []
+    for source_db in [db_of(source_type)] if source_type else _DATABASES:
+        joins = (
+            f" CROSS JOIN {source_db}idx_ref x ON x.rtype = f.rtype AND x.ref_id = f.id"
+            f" JOIN {source_db}resource s ON s.rid = x.rid AND s.deleted = 0"
+        )
+        filters = {"s.rtype": source_type, "x.param": _named(inc.param), "x.rtype": inc.target_type}
+        found += _linked(conn, frontier, "s", joins, filters)
+    return found
 
 
 def _named(value: str) -> str | None:

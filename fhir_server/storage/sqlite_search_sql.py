@@ -32,6 +32,17 @@ from fhir_server.search.query import (
 )
 
 Sql = tuple[str, list[Any]]
+
+# AuditEvents and their index live in their own file, attached to reader connections
+# under this name (see ``sqlite_audit_index``); every other type is in ``main``.
+AUDIT_INDEX_DB = "audit_index"
+
+
+def db_of(resource_type: str) -> str:
+    """The schema prefix of the tables holding ``resource_type``'s rows and index."""
+    return f"{AUDIT_INDEX_DB}." if resource_type == "AuditEvent" else "main."
+
+
 _TABLE = {
     TOKEN: "idx_token",
     TEXT: "idx_text",
@@ -132,8 +143,8 @@ def _value_sql(kind: str, value: Any) -> Sql:
     return composite_sql(value)
 
 
-def criterion_sql(criterion: Criterion, alias: str, *, driver: bool = True) -> Sql:
-    """A predicate on ``alias`` (a ``resource`` row) for one criterion.
+def criterion_sql(criterion: Criterion, alias: str, db: str, *, driver: bool = True) -> Sql:
+    """A predicate on ``alias`` (a ``resource`` row in schema ``db``) for one criterion.
 
     The ``driver`` criterion becomes ``rid IN (index lookup)`` (SQLite walks it); the
     others become per-row ``EXISTS`` probes, so unselective ranges never get materialized.
@@ -144,10 +155,10 @@ def criterion_sql(criterion: Criterion, alias: str, *, driver: bool = True) -> S
         return f"{alias}.id IN ({marks})", list(criterion.values)
     if kind == MISSING:
         exists = "json_type(doc, ?) IS NOT NULL"
-        sql = f"{alias}.rid IN (SELECT rid FROM idx_sort WHERE {exists})"
+        sql = f"{alias}.rid IN (SELECT rid FROM {db}idx_sort WHERE {exists})"
         return (f"NOT ({sql})" if criterion.values[0] else sql), [json_path(criterion.param)]
     if kind == CHAIN:
-        return _chain_sql(criterion, alias)
+        return _chain_sql(criterion, alias, db)
     if kind == HAS:
         return _has_sql(criterion.values[0], alias)
     ors: list[str] = []
@@ -158,27 +169,27 @@ def criterion_sql(criterion: Criterion, alias: str, *, driver: bool = True) -> S
         args.extend(more)
     table = _TABLE[kind]
     if driver and not criterion.negate:
-        inner = f"SELECT rid FROM {table} WHERE param = ? AND ({' OR '.join(ors)})"
+        inner = f"SELECT rid FROM {db}{table} WHERE param = ? AND ({' OR '.join(ors)})"
         return f"{alias}.rid IN ({inner})", args
     # INDEXED BY: without statistics SQLite may probe by (param, range) for every row,
     # which is quadratic; the per-row probe must look the row's own entries up.
     probe = (
-        f"SELECT 1 FROM {table} INDEXED BY {table}_rid"
+        f"SELECT 1 FROM {db}{table} INDEXED BY {table}_rid"
         f" WHERE rid = {alias}.rid AND param = ? AND ({' OR '.join(ors)})"
     )
     return f"{'NOT ' if criterion.negate else ''}EXISTS ({probe})", args
 
 
-def _chain_sql(criterion: Criterion, alias: str) -> Sql:
+def _chain_sql(criterion: Criterion, alias: str, db: str) -> Sql:
     chain: ChainValue = criterion.values[0]
     ors: list[str] = []
     args: list[Any] = []
     for target, inner in chain.targets:
-        inner_sql, inner_args = criterion_sql(inner, "t")
+        inner_sql, inner_args = criterion_sql(inner, "t", db_of(target))
         # CROSS JOIN fixes the order: find the few targets first, then who points at
         # them (idx_ref_q); the other way round walks every reference of the parameter.
         ors.append(
-            "SELECT x.rid FROM resource t CROSS JOIN idx_ref x"
+            f"SELECT x.rid FROM {db_of(target)}resource t CROSS JOIN {db}idx_ref x"
             " ON t.rtype = x.rtype AND t.id = x.ref_id"
             f" WHERE x.param = ? AND x.rtype = ? AND t.deleted = 0 AND {inner_sql}"
         )
@@ -187,9 +198,11 @@ def _chain_sql(criterion: Criterion, alias: str) -> Sql:
 
 
 def _has_sql(has: HasValue, alias: str) -> Sql:
-    inner_sql, inner_args = criterion_sql(has.inner, "s")
+    source_db = db_of(has.source_type)
+    inner_sql, inner_args = criterion_sql(has.inner, "s", source_db)
     sql = (
-        f"EXISTS (SELECT 1 FROM idx_ref h JOIN resource s ON s.rid = h.rid"
+        f"EXISTS (SELECT 1 FROM {source_db}idx_ref h JOIN {source_db}resource s"
+        " ON s.rid = h.rid"
         f" WHERE h.param = ? AND h.ref_id = {alias}.id AND h.rtype = {alias}.rtype"
         f" AND s.rtype = ? AND s.deleted = 0 AND {inner_sql})"
     )
@@ -211,14 +224,17 @@ def _driver(criteria: tuple[Criterion, ...]) -> int | None:
     return min(ranked)[1] if ranked else None
 
 
-def where_sql(criteria: tuple[Criterion, ...], types: tuple[str, ...], alias: str = "r") -> Sql:
-    """The full WHERE clause (without keyset) for a query's criteria."""
+def where_sql(
+    criteria: tuple[Criterion, ...], types: tuple[str, ...], db: str, alias: str = "r"
+) -> Sql:
+    """The full WHERE clause (without keyset) for a query's criteria on ``types``, which
+    all live in schema ``db``."""
     marks = ",".join("?" * len(types))
     parts = [f"{alias}.rtype IN ({marks})", f"{alias}.deleted = 0"]
     args: list[Any] = list(types)
     driver = _driver(criteria)
     for index, criterion in enumerate(criteria):
-        sql, more = criterion_sql(criterion, alias, driver=index == driver)
+        sql, more = criterion_sql(criterion, alias, db, driver=index == driver)
         parts.append(sql)
         args.extend(more)
     return " AND ".join(parts), args

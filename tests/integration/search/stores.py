@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fhir_server.search.query import SearchQuery
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search, sqlite_search
 from fhir_server.storage.base import SearchResult
+from fhir_server.storage.sqlite_audit_index import INDEX_SCHEMA, RID_BASE, attach, index_path
 from fhir_server.storage.sqlite_schema import CORE_SCHEMA
 
 EXAMPLES = Path(__file__).with_name("examples")  # official R4 examples (CC0), copied
@@ -34,13 +36,21 @@ class Backend:
         self.kind = kind
         self.registry = registry
         self.conn: sqlite3.Connection | None = None
+        self.audit_conn: sqlite3.Connection | None = None
+        self._rids = 0
         self.db: Any = None
 
     async def open(self) -> None:
         if self.kind == "sqlite":
-            self.conn = sqlite3.connect(":memory:")
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
             for statement in (*CORE_SCHEMA, *sqlite_search.SCHEMA):
                 self.conn.execute(statement)
+            # AuditEvents go into their own file, attached as the server's readers do.
+            store_path = Path(tempfile.mkdtemp()) / "search.db"
+            self.audit_conn = sqlite3.connect(index_path(store_path), isolation_level=None)
+            for statement in INDEX_SCHEMA:
+                self.audit_conn.execute(statement)
+            attach(self.conn, store_path)
         else:
             self.db = AsyncMongoMockClient()["search_test"]
             await mongo_search.ensure_indexes(self.db)
@@ -50,25 +60,26 @@ class Backend:
         entries = extract_index(resource, self.registry)
         body = json.dumps(resource)
         if self.conn is not None:
-            row = self.conn.execute(
+            conn = self.audit_conn if rtype == "AuditEvent" else self.conn
+            row = conn.execute(
                 "SELECT rid FROM resource WHERE rtype = ? AND id = ?", (rtype, rid)
             ).fetchone()
             if row:
-                sqlite_search.delete_index(self.conn, row[0])
-                self.conn.execute(
+                sqlite_search.delete_index(conn, row[0])
+                conn.execute(
                     "UPDATE resource SET deleted = ?, body = ? WHERE rid = ?",
                     (int(deleted), None if deleted else body.encode(), row[0]),
                 )
                 key = row[0]
             else:
-                cur = self.conn.execute(
-                    "INSERT INTO resource (rtype, id, version, last_updated, deleted, body)"
-                    " VALUES (?, ?, 1, ?, ?, ?)",
-                    (rtype, rid, LAST_UPDATED, int(deleted), body.encode()),
+                cur = conn.execute(
+                    "INSERT INTO resource (rid, rtype, id, version, last_updated, deleted, body)"
+                    " VALUES (?, ?, ?, 1, ?, ?, ?)",
+                    (self._new_rid(rtype), rtype, rid, LAST_UPDATED, int(deleted), body.encode()),
                 )
                 key = cur.lastrowid
             if not deleted:
-                sqlite_search.write_indexes(self.conn, [(key, rtype, entries)])
+                sqlite_search.write_indexes(conn, [(key, rtype, entries)])
         else:
             doc = {
                 "_id": f"{rtype}/{rid}",
@@ -81,6 +92,10 @@ class Backend:
                 "idx": {} if deleted else mongo_search.index_document(entries),
             }
             await self.db["resources"].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def _new_rid(self, resource_type: str) -> int:
+        self._rids += 1
+        return self._rids + (RID_BASE if resource_type == "AuditEvent" else 0)
 
     def parse(
         self, resource_type: str | None, params: Sequence[tuple[str, str]], **kw: Any

@@ -1,0 +1,85 @@
+"""The AuditEvent indexer process: keeps recorded AuditEvents searchable, beside the server.
+
+Indexing an AuditEvent costs more CPU than recording it. In the server's process it
+would share the one event loop (and its GIL) with requests while the machine's other
+cores idle, so ``medicore serve`` runs ``medicore audit index --follow`` as a child
+process and restarts it if it dies. Nothing depends on it being alive: the server still
+brings the index up to date itself before answering a search that reads AuditEvents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+
+from fhir_server.search.registry import SearchRegistry
+from fhir_server.settings import Settings
+from fhir_server.storage.base import Store, StoreError
+
+log = logging.getLogger("medicore.audit")
+
+_NICENESS = 10
+_IDLE_SECONDS = 0.2  # nothing to index: look again this much later
+_RESTART_SECONDS = (1.0, 30.0)  # first and longest wait before restarting a dead indexer
+
+
+async def follow(store: Store, *, registry: SearchRegistry, parent_pid: int | None) -> None:
+    """Index as events arrive; return when the parent process is gone."""
+    # Background work: the scheduler serves requests first and gives this the spare CPU.
+    os.nice(_NICENESS)
+    while parent_pid is None or os.getppid() == parent_pid:
+        try:
+            indexed = await store.index_audit(registry=registry)
+        except StoreError:
+            log.warning("audit indexer: the store is unavailable; retrying")
+            indexed = 0
+        if indexed == 0:
+            await asyncio.sleep(_IDLE_SECONDS)
+
+
+def _child_environment(settings: Settings) -> dict[str, str]:
+    """The server's environment with the settings the indexer needs made explicit
+    (they may have come from command-line flags rather than the environment)."""
+    return {
+        **os.environ,
+        "MEDICORE_STORE": settings.store,
+        "MEDICORE_MONGO_DATABASE": settings.mongo_database,
+        "MEDICORE_DATA_DIR": settings.data_dir,
+        "MEDICORE_SEARCH_PARAMETERS_DIRS": json.dumps(settings.search_parameters_dirs),
+    }
+
+
+async def supervise(settings: Settings) -> None:
+    """Run the indexer process until cancelled, restarting it (with backoff) if it exits."""
+    command = [sys.executable, "-m", "fhir_server.cli", "audit", "index", "--follow"]
+    command += ["--parent", str(os.getpid())]
+    loop = asyncio.get_running_loop()
+    wait = _RESTART_SECONDS[0]
+    while True:
+        started = loop.time()
+        process = await asyncio.create_subprocess_exec(*command, env=_child_environment(settings))
+        try:
+            code = await process.wait()
+        except asyncio.CancelledError:
+            await _stop(process)
+            raise
+        if loop.time() - started > _RESTART_SECONDS[1]:
+            wait = _RESTART_SECONDS[0]  # it had been running fine: no backoff
+        log.warning("audit indexer process exited (code %s); restarting in %.0f s", code, wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, _RESTART_SECONDS[1])
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout=10)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
