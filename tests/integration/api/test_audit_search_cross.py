@@ -223,3 +223,46 @@ async def test_include_an_audit_event_through_entity(app: httpx.AsyncClient) -> 
     only = await get(app, f"{url}:AuditEvent")
     assert keys(only, "match") == [("AuditEvent", reading["id"])]
     assert keys(only, "include") == [("AuditEvent", target)]
+
+
+async def test_system_search_over_both_types_sorts_and_pages_both_ways(
+    app: httpx.AsyncClient,
+) -> None:
+    """Pages of the two files are merged by the sort values, then by rid: newest first
+    across types, the same order forwards and backwards."""
+    await seed(app)
+    until = await horizon(app)
+    url = f"/fhir?_type=AuditEvent,Patient&_lastUpdated=le{until}&_sort=-_lastUpdated"
+    whole = [e["resource"] for e in (await get(app, f"{url}&_count=100"))["entry"]]
+    stamps = [r["meta"]["lastUpdated"][:23] for r in whole]  # sorted to the millisecond
+    assert len(whole) == 8 and stamps == sorted(stamps, reverse=True)
+    assert {r["resourceType"] for r in whole[:4]} == {"AuditEvent", "Patient"}  # interleaved
+    forward, page = [], await get(app, f"{url}&_count=3")
+    while True:
+        forward.append(page)
+        following = [lk["url"] for lk in page["link"] if lk["relation"] == "next"]
+        if not following:
+            break
+        page = await get(app, following[0])
+    backward = [page]
+    while previous := [lk["url"] for lk in page["link"] if lk["relation"] == "previous"]:
+        page = await get(app, previous[0])
+        backward.insert(0, page)
+    for walked in (forward, backward):
+        found = [e["resource"]["id"] for p in walked for e in p["entry"]]
+        assert found == [r["id"] for r in whole]
+
+
+async def test_conditional_criteria_cannot_use_audit_events(app: httpx.AsyncClient) -> None:
+    """The audit trail is no precondition for a write: a clear 400 naming the parameter."""
+    await seed(app)
+    body = {"resourceType": "Patient", "name": [{"family": "Conditional"}]}
+    headers = {"If-None-Exist": "_has:AuditEvent:patient:action=R"}
+    answer = await app.post("/fhir/Patient", json=body, headers=headers)
+    assert answer.status_code == 400
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["expression"] == ["_has"]
+    assert "AuditEvent" in outcome["issue"][0]["diagnostics"]
+    chained = await app.put("/fhir/Patient?_has:AuditEvent:patient:outcome=0", json=body)
+    assert chained.status_code == 400
