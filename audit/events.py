@@ -47,6 +47,7 @@ just the same and keeps a read to a single durable write.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -209,7 +210,10 @@ class AccessRecord:
             value = getattr(self, name)
             if isinstance(value, str):
                 raise TypeError(f"AccessRecord.{name} must be a sequence of strings")
-            object.__setattr__(self, name, _unique(value))
+            if value:
+                object.__setattr__(self, name, _unique(value))
+            elif not isinstance(value, tuple):
+                object.__setattr__(self, name, ())
         if self.resource_id is not None and self.resource_type is None:
             raise ValueError("AccessRecord.resource_id needs resource_type")
         if self.version_id is not None and self.resource_id is None:
@@ -227,7 +231,8 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
 
 def fhir_instant(moment: datetime) -> str:
     """FHIR ``instant`` in UTC with microseconds: sorts as text in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat ends in "+00:00" in UTC; it is twice as fast as strftime (every request).
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def outcome_code(status: int, *, denied: bool = False) -> str:
@@ -239,11 +244,11 @@ def outcome_code(status: int, *, denied: bool = False) -> str:
     return "0"
 
 
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _outcome_desc(record: AccessRecord) -> str:
-    try:
-        phrase = HTTPStatus(record.status).phrase
-    except ValueError:
-        phrase = "Unknown status"
+    phrase = _PHRASES.get(record.status, "Unknown status")
     text = f"HTTP {record.status} {phrase}"
     if record.description:
         text = f"{text}: {record.description}"
@@ -252,11 +257,16 @@ def _outcome_desc(record: AccessRecord) -> str:
 
 def _network(address: str) -> dict[str, str]:
     """R4 ``network-type``: 2 for an IP address, 1 for a machine name."""
+    return {"address": address, "type": _network_type(address)}
+
+
+@functools.lru_cache(maxsize=4096)  # clients come back from the same few addresses
+def _network_type(address: str) -> str:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        return {"address": address, "type": "1"}
-    return {"address": address, "type": "2"}
+        return "1"
+    return "2"
 
 
 def _agent_types(interaction: Interaction) -> tuple[dict[str, str], dict[str, str]]:

@@ -6,7 +6,6 @@ import os
 import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,7 +42,8 @@ def new_id() -> str:
     millis = time.time_ns() // 1_000_000 & _MILLIS_MASK
     rand = _ids.getrandbits(74)
     value = millis << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | rand & _RAND_B_MASK
-    return str(uuid.UUID(int=value))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 _MILLIS_MASK = (1 << 48) - 1

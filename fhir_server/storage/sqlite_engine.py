@@ -35,10 +35,11 @@ _WAL_BACKOFF_MAX = 60.0
 
 
 class _Job:
-    __slots__ = ("fn", "future")
+    __slots__ = ("alone", "fn", "future")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], *, alone: bool) -> None:
         self.fn = fn
+        self.alone = alone  # one autocommitted statement, run outside the group's transaction
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
 
@@ -50,6 +51,7 @@ class SqliteEngine:
     # holds a snapshot, and the file then grows without bound ("checkpoint starvation").
     wal_limit = 64 * 1024 * 1024
     wal_check_seconds = 1.0
+    queues_commits = True  # one writer thread applies commits in turn (see AuditBatcher)
 
     def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
         self.path = Path(path)
@@ -134,7 +136,12 @@ class SqliteEngine:
                     stop = True
                     break
                 group.append(nxt)
-            self._run_group(group)
+            together = [job for job in group if not job.alone]
+            if together:
+                self._run_group(together)
+            for job in group:
+                if job.alone:
+                    self._run_alone(job)
             self._keep_wal_small()
             if stop:
                 return
@@ -198,10 +205,25 @@ class SqliteEngine:
             else:
                 job.future.set_exception(value)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _run_alone(self, job: _Job) -> None:
+        conn = self._writer
+        assert conn is not None
+        try:
+            result = job.fn(conn)
+        except Exception as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            job.future.set_exception(map_error(exc))
+            return
+        job.future.set_result(result)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, alone: bool = False) -> T:
+        """Run ``fn`` on the writer: inside a group transaction, or, ``alone``, in
+        autocommit mode (``fn`` must then write with a single statement)."""
         if self._writer_thread is None:
             raise StoreUnavailable("the SQLite store is not open")
-        job = _Job(fn)
+        job = _Job(fn, alone=alone)
         self._jobs.put(job)
         return await asyncio.wrap_future(job.future)
 
