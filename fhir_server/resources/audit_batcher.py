@@ -25,12 +25,7 @@ class AuditBatcher:
         # Times each group commit (the audit write latency metric); set by the app.
         self.timer: Callable[[], AbstractContextManager[None]] = nullcontext
         self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
-        # A store whose commits queue for one writer (SQLite) takes the next group while
-        # one commits, so its writer goes on without waiting for the event loop between
-        # groups; MongoDB's chain appends race each other, so there one at a time.
-        self._max_in_flight = 2 if getattr(store, "queues_commits", False) else 1
-        self._in_flight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def commit(self, events: list[dict[str, Any]]) -> None:
         """Return once ``events`` are durable; raise what the store raised otherwise."""
@@ -38,39 +33,29 @@ class AuditBatcher:
             return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((events, done))
-        self._start_groups()
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
         await done
 
-    def _start_groups(self) -> None:
-        while self._pending and self._in_flight < self._max_in_flight:
+    async def _flush(self) -> None:
+        while self._pending:
             group, size = [], 0
             while self._pending and size < _MAX_GROUP:
                 events, done = self._pending.pop(0)
                 group.append((events, done))
                 size += len(events)
-            self._in_flight += 1
-            task = asyncio.create_task(self._commit_and_tell(group))
-            self._tasks.add(task)  # held until done: the loop keeps only weak references
-            task.add_done_callback(self._tasks.discard)
-
-    async def _commit_and_tell(
-        self, group: list[tuple[list[dict[str, Any]], asyncio.Future[None]]]
-    ) -> None:
-        try:
-            await self._commit_group([e for events, _ in group for e in events])
-        except BaseException as exc:  # every waiter learns the outcome
-            for _, done in group:
-                if not done.done():
-                    done.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-        else:
+            try:
+                await self._commit_group([e for events, _ in group for e in events])
+            except BaseException as exc:  # every waiter learns the outcome
+                for _, done in group:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
             for _, done in group:
                 if not done.done():
                     done.set_result(None)
-        finally:
-            self._in_flight -= 1
-            self._start_groups()
 
     async def _commit_group(self, events: list[dict[str, Any]]) -> None:
         for attempt in range(_ATTEMPTS):

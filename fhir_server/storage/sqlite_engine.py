@@ -51,7 +51,6 @@ class SqliteEngine:
     # holds a snapshot, and the file then grows without bound ("checkpoint starvation").
     wal_limit = 64 * 1024 * 1024
     wal_check_seconds = 1.0
-    queues_commits = True  # one writer thread applies commits in turn (see AuditBatcher)
 
     def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
         self.path = Path(path)
