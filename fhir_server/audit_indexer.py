@@ -25,6 +25,7 @@ log = logging.getLogger("medicore.audit")
 
 _NICENESS = 10
 _IDLE_SECONDS = 0.2  # nothing to index: look again this much later
+_RETRY_SECONDS = 5.0  # the store failed: one warning per wait, not a flood
 _RESTART_SECONDS = (1.0, 30.0)  # first and longest wait before restarting a dead indexer
 
 
@@ -41,7 +42,8 @@ async def follow(store: Store, *, registry: SearchRegistry, parent_pid: int | No
             indexed = await store.index_audit(registry=registry)
         except StoreError:
             log.warning("audit indexer: the store is unavailable; retrying")
-            indexed = 0
+            await asyncio.sleep(_RETRY_SECONDS)
+            continue
         if indexed == 0:
             await asyncio.sleep(_IDLE_SECONDS)
 

@@ -16,6 +16,7 @@ from audit.chain import ChainedRecord, Checkpoint, checkpoint, verify
 from audit.export import export_ndjson, terminal_progress, verify_export
 from fhir_server.audit_indexer import follow
 from fhir_server.audit_setup import existing_audit_key, load_audit_key
+from fhir_server.observability.logs import configure_logging
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
 
@@ -96,6 +97,7 @@ async def _index(args: argparse.Namespace) -> int:
     await store.open()
     try:
         if args.follow:
+            configure_logging(level="WARNING")  # JSON lines, as the server writes them
             await follow(store, registry=registry, parent_pid=args.parent)
             return 0
         total = 0

@@ -144,7 +144,9 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
             return
 
         def apply(conn: sqlite3.Connection) -> None:
-            self._chain_head = _apply_batch(conn, batch, audit_key=self.audit_key)
+            left = _apply_batch(conn, batch, audit_key=self.audit_key)
+            if left is not None:
+                self._chain_head = left
 
         await self._write(apply)
 
