@@ -19,14 +19,12 @@ from audit.chain import (
     verify,
 )
 from audit.events import AccessRecord, Interaction, build_audit_event
-from audit.sink import AuditSink, AuditUnavailable, ChainConflict, InMemoryAuditSink
+from audit.sink import AuditSink, InMemoryAuditSink
 
 __all__ = [
     "GENESIS",
     "AccessRecord",
     "AuditSink",
-    "AuditUnavailable",
-    "ChainConflict",
     "ChainHead",
     "ChainProblem",
     "ChainedRecord",

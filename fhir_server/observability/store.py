@@ -25,7 +25,6 @@ TIMED_METHODS = frozenset(
         "find_records",
         "count_records",
         "audit_head",
-        "append_audit",
         "audit_bounds",
     }
 )

@@ -7,16 +7,15 @@ are made searchable as resources in the background (``index_audit``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead
 from audit.events import fhir_instant
-from audit.sink import ChainConflict, check_follows
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
 from fhir_server.storage.audit_view import audit_event_write
@@ -67,15 +66,6 @@ class MongoAuditSink:
     async def audit_head(self) -> ChainHead:
         async with mapped_errors():
             return await audit_head(self.db, None)
-
-    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
-        async with mapped_errors():
-            check_follows(await audit_head(self.db, None), records)
-            docs = [audit_doc(r, r.event()) for r in records]
-            try:
-                await self.db.audit.insert_many(docs, ordered=True)
-            except (DuplicateKeyError, BulkWriteError) as exc:
-                raise ChainConflict("another writer extended the chain") from exc
 
     async def iter_audit(
         self, *, start: int = 1, stop: int | None = None

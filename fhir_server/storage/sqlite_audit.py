@@ -17,7 +17,6 @@ from typing import Any
 
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
-from audit.sink import check_follows
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
@@ -109,20 +108,6 @@ class SqliteAuditSink(SqliteEngine):
 
     async def audit_head(self) -> ChainHead:
         return await self._read(head)
-
-    async def append_audit(self, records: Sequence[ChainedRecord]) -> None:
-        def insert_sealed(conn: sqlite3.Connection) -> None:
-            check_follows(head(conn), records)
-            conn.executemany(
-                "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (r.position, r.event()["id"], r.recorded(), r.prev_hash, r.hash, r.event_json)
-                    for r in records
-                ],
-            )
-
-        await self._write(insert_sealed)
 
     async def iter_audit(
         self, *, start: int = 1, stop: int | None = None

@@ -1,4 +1,4 @@
-"""The sink keeps one gap-free chain under concurrent appends; exports verify on their own."""
+"""The in-memory chain reads as a store's does; exports verify on their own."""
 
 from __future__ import annotations
 
@@ -13,14 +13,7 @@ import pytest
 
 from audit.chain import EMPTY_HEAD, ChainHead, checkpoint, seal_batch, verify
 from audit.export import export_ndjson, read_ndjson, terminal_progress, verify_export
-from audit.sink import (
-    AuditSink,
-    AuditUnavailable,
-    ChainConflict,
-    InMemoryAuditSink,
-    append_events,
-    iter_range,
-)
+from audit.sink import AuditSink, InMemoryAuditSink
 
 KEY = b"sink-export-test-key"
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -35,10 +28,9 @@ def event(minute: int, n: int = 0) -> dict[str, Any]:
 
 
 async def filled_sink(minutes: list[int]) -> InMemoryAuditSink:
-    sink = InMemoryAuditSink()
-    for n, minute in enumerate(minutes):
-        await append_events(sink, [event(minute, n)], key=KEY)
-    return sink
+    """One record per minute given, sealed in that order (as a store's commits would)."""
+    events = [event(minute, n) for n, minute in enumerate(minutes)]
+    return InMemoryAuditSink(seal_batch(events, head=EMPTY_HEAD, key=KEY))
 
 
 async def collect(sink: AuditSink, **kwargs: Any) -> list[int]:
@@ -61,40 +53,6 @@ async def test_append_and_iterate_in_order() -> None:
 
 async def test_empty_sink_head_is_genesis() -> None:
     assert await InMemoryAuditSink().audit_head() == EMPTY_HEAD
-    assert await append_events(InMemoryAuditSink(), [], key=KEY) == []
-
-
-async def test_stale_batch_rejected() -> None:
-    sink = await filled_sink([0, 1])
-    stale = seal_batch([event(9)], head=ChainHead(1, sink.records[0].hash), key=KEY)
-    with pytest.raises(ChainConflict):
-        await sink.append_audit(stale)
-    gappy = seal_batch([event(9), event(10)], head=await sink.audit_head(), key=KEY)
-    with pytest.raises(ChainConflict):
-        await sink.append_audit([gappy[1]])
-    assert len(sink.records) == 2
-
-
-async def test_concurrent_appends_stay_one_chain() -> None:
-    class Racy(InMemoryAuditSink):
-        """Yields between reading the head and appending, as a remote store would."""
-
-        async def audit_head(self) -> ChainHead:
-            head = await super().audit_head()
-            await asyncio.sleep(0)
-            return head
-
-    sink = Racy()
-    await asyncio.gather(*(append_events(sink, [event(n)], key=KEY, attempts=50) for n in range(8)))
-    assert [r.position for r in sink.records] == list(range(1, 9))
-    assert verify(sink.records, key=KEY).ok
-
-
-async def test_unavailable_sink_raises() -> None:
-    sink = InMemoryAuditSink()
-    sink.fail_appends = True
-    with pytest.raises(AuditUnavailable):
-        await append_events(sink, [event(1)], key=KEY)
 
 
 async def test_time_range_is_a_contiguous_run() -> None:
@@ -102,7 +60,7 @@ async def test_time_range_is_a_contiguous_run() -> None:
     sink = await filled_sink([0, 5, 2, 6, 9])
     since, until = T0 + timedelta(minutes=3), T0 + timedelta(minutes=7)
     assert await sink.audit_bounds(since=since, until=until) == (2, 4)
-    assert [r.position async for r in iter_range(sink, since=since, until=until)] == [2, 3, 4]
+    assert await collect(sink, start=2, stop=4) == [2, 3, 4]
     assert (
         await sink.audit_bounds(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=2))
         is None
