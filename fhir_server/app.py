@@ -130,5 +130,10 @@ def create_app(
         metrics.mllp_connections.set(listener.connections if listener is not None else 0)
 
     metrics.add_refresher(count_mllp_connections)
+
+    async def measure_audit_backlog() -> None:
+        metrics.audit_index_backlog.set(await the_store.audit_backlog())
+
+    metrics.add_refresher(measure_audit_backlog)
     app.state.health.register("mllp", mllp_readiness(app))
     return app

@@ -85,6 +85,11 @@ class Metrics:
             "Open MLLP connections",
             registry=r,
         )
+        self.audit_index_backlog = Gauge(
+            "medicore_audit_index_backlog",
+            "AuditEvents recorded but not yet searchable (the indexer's lag)",
+            registry=r,
+        )
         self.audit_write_latency = Histogram(
             "medicore_audit_write_duration_seconds",
             "Time to make audit records durable",

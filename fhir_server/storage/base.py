@@ -175,6 +175,9 @@ class Store(Protocol):
     async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable as resources; how many were indexed."""
 
+    async def audit_backlog(self) -> int:
+        """Recorded AuditEvents not searchable yet (the indexer's lag)."""
+
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None: ...
 
     async def find_records(

@@ -95,13 +95,21 @@ class MongoAuditSink:
             high = await self.db.audit.find(query).sort("_id", DESCENDING).to_list(1)
         return (low[0]["_id"], high[0]["_id"]) if low and high else None
 
+    async def audit_backlog(self) -> int:
+        async with mapped_errors():
+            recorded = (await audit_head(self.db, None)).position
+            marker = await self.db.counters.find_one({"_id": "audit_indexed"})
+        return max(0, recorded - (marker["value"] if marker else 0))
+
     async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         async with mapped_errors():
             marker = await self.db.counters.find_one({"_id": "audit_indexed"})
             upto = marker["value"] if marker else 0
             query = {"_id": {"$gt": upto}}
-            page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(limit)
+            page = (
+                await self.db.audit.find(query).sort("_id", ASCENDING).limit(limit).to_list(limit)
+            )
             if not page:
                 return 0
             docs = [audit_resource_doc(doc, registry) for doc in page]

@@ -20,6 +20,7 @@ from audit.events import fhir_instant
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
+from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
 ALONE_LIMIT = 500  # events one statement appends: 3,000 bound values (limit: 32,766)
 _COLUMNS = "(position, event_id, recorded, prev_hash, hash, event)"
@@ -129,6 +130,14 @@ class SqliteAuditSink(SqliteEngine):
         return await self._read(
             lambda conn: bounds(conn, since=fhir_instant(since), until=fhir_instant(until))
         )
+
+    async def audit_backlog(self) -> int:
+        def fetch(conn: sqlite3.Connection) -> int:
+            recorded = head(conn).position
+            row = conn.execute(f"SELECT position FROM {AUDIT_INDEX_DB}.indexed").fetchone()
+            return max(0, recorded - (row[0] if row else 0))
+
+        return await self._read(fetch)
 
     async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fhir_server.storage.base import RecordWrite, WriteBatch
-from tests.integration.ops.conftest import OpsApp
+from tests.integration.ops.conftest import OpsApp, make_ops_app
 
 PATIENT = {
     "resourceType": "Patient",
@@ -113,3 +115,19 @@ async def test_unknown_types_and_paths_do_not_grow_labels(ops: OpsApp) -> None:
         )
     ]
     assert unmatched == 5
+
+
+async def test_audit_index_backlog_is_a_gauge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded but not yet searchable AuditEvents, read from the store at each scrape."""
+    monkeypatch.setenv("MEDICORE_AUDIT_INDEX_INTERVAL", "3600")  # no background indexing
+    async for running in make_ops_app(tmp_path):
+        for _ in range(4):
+            assert (await running.client.get("/fhir/Patient/nobody")).status_code == 404
+        samples = _samples((await running.client.get("/metrics")).text)
+        assert samples[("medicore_audit_index_backlog", frozenset())] == 4
+        await running.client.get("/fhir/AuditEvent", params={"_count": "1"})  # catches up
+        samples = _samples((await running.client.get("/metrics")).text)
+        # The search's own event (scrapes of /metrics are not audited).
+        assert samples[("medicore_audit_index_backlog", frozenset())] == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
+from audit.events import AccessRecord, Interaction, build_audit_event
 from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
 from fhir_server.search.registry import SearchRegistry
@@ -196,3 +198,24 @@ async def test_find_and_count_records(store: Store) -> None:
     assert [key for key, _ in page] == ["k5", "k6"]
     await store.commit(WriteBatch(records=[RecordWrite("hl7_inbox", "k1", None)]))
     assert await store.get_record("hl7_inbox", "k1") is None
+
+
+async def test_audit_backlog_counts_what_is_not_searchable_yet(store: Store) -> None:
+    def event(n: int) -> dict[str, Any]:
+        record = AccessRecord(
+            interaction=Interaction.READ,
+            recorded=datetime(2026, 11, 26, 10, n, tzinfo=UTC),
+            status=200,
+            resource_type="Patient",
+            resource_id=f"p{n}",
+        )
+        return build_audit_event(record, server_id="medicore-test", event_id=f"backlog-{n}")
+
+    assert await store.audit_backlog() == 0
+    await store.commit(WriteBatch(audit=[event(0), event(1)]))
+    await store.commit(WriteBatch(audit=[event(2)]))
+    assert await store.audit_backlog() == 3
+    assert await store.index_audit(registry=REGISTRY, limit=2) == 2
+    assert await store.audit_backlog() == 1
+    assert await store.index_audit(registry=REGISTRY) == 1
+    assert await store.audit_backlog() == 0
