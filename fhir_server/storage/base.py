@@ -195,6 +195,14 @@ class Store(Protocol):
     ) -> int: ...
 
 
+def record_field(name: str) -> str:
+    """A ``where`` field of ``find_records``: a plain top-level name on both stores (no
+    path or operator syntax of either: ``.``, ``$``, quotes)."""
+    if not (name.isascii() and name.replace("_", "").isalnum()):
+        raise ValueError("record filter fields are plain names")
+    return name
+
+
 _MAX_INT64 = 2**63 - 1
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
-from fhir_server.storage.base import StoredResource, StoreError, StoreUnavailable
+from fhir_server.storage.base import StoredResource, StoreError, StoreUnavailable, record_field
 
 
 def to_resource(doc: dict[str, Any]) -> StoredResource:
@@ -37,5 +37,5 @@ async def mapped_errors() -> AsyncIterator[None]:
 def record_query(kind: str, where: dict[str, str | int | bool] | None) -> dict[str, Any]:
     query: dict[str, Any] = {"kind": kind}
     for field_name, value in (where or {}).items():
-        query[f"doc.{field_name}"] = value
+        query[f"doc.{record_field(field_name)}"] = value
     return query

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from fhir_server.storage.base import RecordExists, RecordWrite
+from fhir_server.storage.base import RecordExists, RecordWrite, record_field
 from fhir_server.storage.sqlite_engine import SqliteEngine
 
 
@@ -80,9 +80,7 @@ def record_filter(kind: str, where: dict[str, str | int | bool] | None) -> tuple
     clause = "kind=?"
     args: list[Any] = [kind]
     for field_name, value in (where or {}).items():
-        if not field_name.replace("_", "").isalnum():
-            raise ValueError("record filter fields are plain names")
-        clause += f" AND json_extract(doc, '$.{field_name}')=?"
+        clause += f" AND json_extract(doc, '$.{record_field(field_name)}')=?"
         args.append(int(value) if isinstance(value, bool) else value)
     return clause, args
 

@@ -200,6 +200,14 @@ async def test_find_and_count_records(store: Store) -> None:
     assert await store.get_record("hl7_inbox", "k1") is None
 
 
+@pytest.mark.parametrize("field", ["a.b", "$where", "status'", "n²", ""])
+async def test_record_filters_take_plain_field_names_only(store: Store, field: str) -> None:
+    with pytest.raises(ValueError):
+        await store.find_records("hl7_inbox", where={field: "x"})
+    with pytest.raises(ValueError):
+        await store.count_records("hl7_inbox", where={field: "x"})
+
+
 async def test_audit_backlog_counts_what_is_not_searchable_yet(store: Store) -> None:
     def event(n: int) -> dict[str, Any]:
         record = AccessRecord(
