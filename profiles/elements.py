@@ -50,7 +50,6 @@ class ElementTable:
 
     def __init__(self, elements: dict[str, dict[str, Any]]) -> None:
         self.children: dict[str, dict[str, Child]] = {}
-        self._typed: dict[tuple[str, frozenset[str]], tuple[tuple[str, str], ...]] = {}
         for path, el in elements.items():
             if "." not in path:
                 continue
@@ -70,14 +69,10 @@ class ElementTable:
                 kids[name] = Child(path, types[0], is_list, binding)
 
     def keys_of_types(self, type_path: str, types: frozenset[str]) -> tuple[tuple[str, str], ...]:
-        """(json key, type) of the children of type_path whose type is in types; memoized."""
-        memo_key = (type_path, types)
-        found = self._typed.get(memo_key)
-        if found is None:
-            kids = self.children.get(type_path) or {}
-            found = tuple((k, c.type) for k, c in kids.items() if c.type in types)
-            self._typed[memo_key] = found
-        return found
+        """(json key, type) of the children of type_path whose type is in types (the
+        walker keeps the answer in its plan per type path)."""
+        kids = self.children.get(type_path) or {}
+        return tuple((k, c.type) for k, c in kids.items() if c.type in types)
 
 
 @cache
