@@ -13,10 +13,11 @@ import secrets
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import BadSignatureError, InvalidPayloadError, JoseError
 from joserfc.jwk import KeySet
 
 from auth.errors import InvalidToken
@@ -113,34 +114,63 @@ def issue_id_token(
     return ring.sign(claims, alg=ID_TOKEN_ALG, typ="JWT")
 
 
-def _header(token: str) -> dict[str, Any]:
-    try:
-        return dict(jws.extract_compact(token.encode("ascii")).protected)
-    except (JoseError, ValueError, UnicodeError):
-        raise InvalidToken("token is not a compact JWS") from None
+class UnverifiedToken:
+    """A compact JWS split and base64-decoded once, then handed to routing and verification.
+
+    Nothing in it is trusted until `_verify` checked the signature over these same bytes.
+    """
+
+    __slots__ = ("_claims", "compact", "header")
+
+    def __init__(self, token: str) -> None:
+        try:
+            self.compact = jws.extract_compact(token.encode("ascii"))
+        except (JoseError, ValueError, UnicodeError):
+            raise InvalidToken("token is not a compact JWS") from None
+        self.header: dict[str, Any] = dict(self.compact.protected)
+        self._claims: dict[str, Any] | None = None
+
+    def claims(self) -> dict[str, Any]:
+        """The payload as a JSON object, parsed on first use; `InvalidPayloadError` if not."""
+        if self._claims is None:
+            try:
+                claims = json.loads(self.compact.payload)
+            except (ValueError, RecursionError):
+                raise InvalidPayloadError() from None
+            if not isinstance(claims, dict):
+                raise InvalidPayloadError()
+            self._claims = claims
+        return self._claims
 
 
-def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload of a compact JWS, read before verification only to route it.
+def parse_token(token: str) -> UnverifiedToken:
+    """`token` parsed once, read before verification only to route it; pass it on to verify.
 
     Anything that is not a JWS with a JSON-object payload (including JSON nested too deep
     to parse) is an `InvalidToken`.
     """
     try:
-        compact = jws.extract_compact(token.encode("ascii"))
-        payload = json.loads(compact.payload)
-    except (JoseError, ValueError, UnicodeError, RecursionError):
+        parsed = UnverifiedToken(token)
+        parsed.claims()
+    except (InvalidToken, JoseError):
         raise InvalidToken("token is not a signed JWT") from None
-    if not isinstance(payload, dict):
-        raise InvalidToken("token is not a signed JWT")
-    return dict(compact.protected), payload
+    return parsed
+
+
+def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload of a compact JWS, read before verification only to route it."""
+    parsed = parse_token(token)
+    return parsed.header, parsed.claims()
+
+
+def _parsed(token: str | UnverifiedToken) -> UnverifiedToken:
+    return token if isinstance(token, UnverifiedToken) else UnverifiedToken(token)
 
 
 def _verify(
-    token: str,
+    token: UnverifiedToken,
     keys: KeySet,
     *,
-    header: Mapping[str, Any],
     algorithms: Collection[str],
     issuer: str,
     audience: str | None,
@@ -148,25 +178,28 @@ def _verify(
     leeway: int,
     essential: Collection[str],
 ) -> dict[str, Any]:
-    if header.get("alg") not in algorithms:
+    if token.header.get("alg") not in algorithms:
         raise InvalidToken("token algorithm not allowed")
     options: dict[str, Any] = {name: {"essential": True} for name in essential}
     options["iss"] = {"essential": True, "value": issuer}
     if audience is not None:
         options["aud"] = {"essential": True, "value": audience}
     try:
-        decoded = jwt.decode(token, keys, algorithms=list(algorithms))
-        jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options).validate(decoded.claims)
+        # What jwt.decode does, minus re-splitting and re-decoding the token.
+        if not jws.validate_compact(token.compact, keys, algorithms=list(algorithms)):
+            raise BadSignatureError()
+        claims = token.claims()
+        jwt.JWTClaimsRegistry(now=now, leeway=leeway, **options).validate(claims)
     except JoseError as exc:
         raise InvalidToken(f"token rejected ({exc.error})") from None
     except ValueError:
         raise InvalidToken("token is malformed") from None
-    return dict(decoded.claims)
+    return dict(claims)
 
 
 def verify_access_token(
     ring: KeyRing,
-    token: str,
+    token: str | UnverifiedToken,
     *,
     issuer: str,
     audience: str,
@@ -174,14 +207,13 @@ def verify_access_token(
     leeway: int = 0,
 ) -> dict[str, Any]:
     """Claims of one of our own access tokens, or `InvalidToken` (answer 401)."""
-    header = _header(token)
-    kid = header.get("kid")
+    parsed = _parsed(token)
+    kid = parsed.header.get("kid")
     if not isinstance(kid, str) or not ring.has_kid(kid):
         raise InvalidToken("token key id unknown")
     claims = _verify(
-        token,
+        parsed,
         ring.public_keyset(),
-        header=header,
         algorithms=SIGNING_ALGS,
         issuer=issuer,
         audience=audience,
@@ -204,9 +236,12 @@ class ExternalIdentity:
     claims: Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `keys` is cached in the instance __dict__
 class ExternalIssuer:
-    """A trusted hospital identity provider: issuer, its JWKS (fetched by the caller)."""
+    """A trusted hospital identity provider: issuer, its JWKS (fetched by the caller).
+
+    The JWKS is imported once per instance: keep the instance while the JWKS is unchanged.
+    """
 
     issuer: str
     jwks: Mapping[str, Any]
@@ -216,18 +251,24 @@ class ExternalIssuer:
     scope_claim: str = "scope"
     algorithms: tuple[str, ...] = ("RS256", "ES256", "RS384", "ES384", "PS256")
 
-    def verify(self, token: str, *, now: int | None = None, leeway: int = 30) -> ExternalIdentity:
+    @cached_property
+    def keys(self) -> KeySet:
+        """The JWKS as a joserfc KeySet, imported on first use; `InvalidToken` if unusable."""
+        try:
+            return KeySet.import_key_set(dict(self.jwks))  # type: ignore[arg-type]
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise InvalidToken("identity provider JWKS is unusable") from None
+
+    def verify(
+        self, token: str | UnverifiedToken, *, now: int | None = None, leeway: int = 30
+    ) -> ExternalIdentity:
         """Check signature, exp/nbf/iss/aud; map the role claim; `InvalidToken` otherwise."""
         if "none" in self.algorithms or any(a.startswith("HS") for a in self.algorithms):
             raise ValueError("external tokens must be verified with asymmetric algorithms")
-        try:
-            keys = KeySet.import_key_set(dict(self.jwks))  # type: ignore[arg-type]
-        except (JoseError, ValueError, TypeError, KeyError):
-            raise InvalidToken("identity provider JWKS is unusable") from None
+        keys = self.keys  # before parsing: an unusable JWKS is reported first, as it always was
         claims = _verify(
-            token,
+            _parsed(token),
             keys,
-            header=_header(token),
             algorithms=self.algorithms,
             issuer=self.issuer,
             audience=self.audience,
@@ -268,8 +309,10 @@ __all__ = [
     "ExternalIssuer",
     "IssuedToken",
     "KeyRing",
+    "UnverifiedToken",
     "issue_access_token",
     "issue_id_token",
+    "parse_token",
     "unverified_parts",
     "verify_access_token",
 ]

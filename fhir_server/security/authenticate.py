@@ -13,7 +13,7 @@ from fastapi import Request
 
 from auth.decision import Principal
 from auth.errors import InvalidToken
-from auth.tokens import unverified_parts, verify_access_token
+from auth.tokens import UnverifiedToken, parse_token, verify_access_token
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.jwks_fetch import JwksUnavailable
 
@@ -55,10 +55,10 @@ def bearer_token(request: Request) -> str:
     return token
 
 
-def _unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload read only to route the token to the right verifier."""
+def _unverified(token: str) -> UnverifiedToken:
+    """The token parsed once: read here only to route it, then verified as parsed."""
     try:
-        return unverified_parts(token)
+        return parse_token(token)
     except InvalidToken:
         raise AuthenticationFailed("the token is not a signed JWT") from None
 
@@ -83,13 +83,15 @@ async def principal_from_token(ctx: SecurityContext, token: str) -> Principal:
 
 
 async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal, float | None]:
-    header, payload = _unverified(token)
-    iss = payload.get("iss")
+    parsed = _unverified(token)
+    iss = parsed.claims().get("iss")
     try:
         if iss == ctx.issuer:
-            claims = verify_access_token(ctx.keys, token, issuer=ctx.issuer, audience=ctx.fhir_base)
+            claims = verify_access_token(
+                ctx.keys, parsed, issuer=ctx.issuer, audience=ctx.fhir_base
+            )
         elif ctx.settings.idp_issuer and iss == ctx.settings.idp_issuer:
-            claims = await _external_claims(ctx, token, kid=header.get("kid"))
+            claims = await _external_claims(ctx, parsed)
         else:
             raise AuthenticationFailed("the token issuer is not trusted")
     except InvalidToken as exc:
@@ -111,11 +113,12 @@ async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal
     return principal, float(exp) if isinstance(exp, int | float) else None
 
 
-async def _external_claims(ctx: SecurityContext, token: str, *, kid: Any) -> dict[str, Any]:
+async def _external_claims(ctx: SecurityContext, token: UnverifiedToken) -> dict[str, Any]:
     """An IdP token reduced to our claim names (role mapped, scope normalized)."""
     url = ctx.settings.idp_jwks_url
     if not url:
         raise AuthenticationFailed("the identity provider has no JWKS URL configured")
+    kid = token.header.get("kid")
     try:
         jwks = await ctx.jwks_cache.get(url, kid=kid if isinstance(kid, str) else None)
     except JwksUnavailable:

@@ -30,6 +30,7 @@ class SecurityContext:
     production: bool = False
     jwks_cache: JwksCache = field(default_factory=JwksCache)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    _idp: ExternalIssuer | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(
@@ -55,10 +56,14 @@ class SecurityContext:
         )
 
     def external_issuer(self, jwks: dict[str, Any]) -> ExternalIssuer:
-        """The configured hospital IdP with its current JWKS."""
+        """The configured hospital IdP with its current JWKS.
+
+        The previous instance (and the KeySet it imported) is reused while the JWKS and the
+        IdP settings compare equal: the JWKS is imported again only when it changes.
+        """
         sec = self.settings
         assert sec.idp_issuer is not None
-        return ExternalIssuer(
+        issuer = ExternalIssuer(
             issuer=sec.idp_issuer,
             jwks=jwks,
             audience=sec.idp_audience,
@@ -66,6 +71,9 @@ class SecurityContext:
             role_map=sec.idp_role_map,
             scope_claim=sec.idp_scope_claim,
         )
+        if issuer != self._idp:
+            self._idp = issuer
+        return self._idp
 
     async def registered_scopes(self, client_id: str) -> ScopeSet | None:
         """The scopes registered for an active client, or None if it is gone or disabled."""

@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 from fastapi import Request
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from fhir_server.security.authenticate import AuthenticationFailed, authenticate
+from auth.tokens import issue_access_token
+from fhir_server.security.authenticate import (
+    AuthenticationFailed,
+    authenticate,
+    principal_from_token,
+)
 from tests.integration.auth_http.conftest import AuthApp
 
 IDP = "https://idp.hospital.example/realms/staff"
@@ -126,3 +131,73 @@ async def test_missing_and_malformed_headers(idp_app: tuple[AuthApp, list[str]])
     assert r == {"status": 401, "www": 'Bearer realm="medicore"'}
     r = (await a.client.get("/test-whoami", headers={"Authorization": "Basic abc"})).json()
     assert 'error="invalid_token"' in r["www"]
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Calls of joserfc's compact-JWS split/decode and of `KeySet.import_key_set`."""
+    calls = {"parse": 0, "import": 0}
+    parse, import_key_set = jws.extract_compact, KeySet.import_key_set
+
+    def counting_parse(*args: Any, **kw: Any) -> Any:
+        calls["parse"] += 1
+        return parse(*args, **kw)
+
+    def counting_import(*args: Any, **kw: Any) -> KeySet:
+        calls["import"] += 1
+        return import_key_set(*args, **kw)
+
+    monkeypatch.setattr(jws, "extract_compact", counting_parse)  # jwt.decode goes through it
+    monkeypatch.setattr(KeySet, "import_key_set", counting_import)
+    return calls
+
+
+async def test_a_cache_miss_parses_the_token_once(
+    idp_app: tuple[AuthApp, list[str]], idp_key: RSAKey, counted: dict[str, int]
+) -> None:
+    a, _ = idp_app
+    ctx = a.ctx
+    own = issue_access_token(
+        ctx.keys,
+        issuer=ctx.issuer,
+        audience=ctx.fhir_base,
+        subject="u1",
+        client_id="ehr",
+        scope="user/Observation.rs",
+        role="nurse",
+    ).token
+    ctx.keys.public_keyset()  # built once per key reload, not per request
+    for token in (own, idp_token(idp_key)):
+        before = counted["parse"]
+        principal = await principal_from_token(ctx, token)
+        assert principal.subject in ("u1", "f:1234:dr.park")
+        assert counted["parse"] - before == 1, "one split/decode per cache miss"
+
+
+async def test_idp_jwks_is_imported_once_per_fetched_document(
+    idp_app: tuple[AuthApp, list[str]], idp_key: RSAKey, counted: dict[str, int]
+) -> None:
+    a, fetched = idp_app
+    ctx = a.ctx
+    ctx.jwks_cache.min_refetch = 0  # an unknown kid refetches at once (rotation below)
+    for i in range(3):  # distinct tokens: each one misses the principal cache
+        r = await a.client.get(
+            "/test-whoami", headers={"Authorization": f"Bearer {idp_token(idp_key, jti=f'j{i}')}"}
+        )
+        assert r.json()["status"] == 200
+    assert (len(fetched), counted["import"]) == (1, 1)
+
+    rotated = RSAKey.generate_key(2048, parameters={"kid": "idp-2"})
+
+    async def fetch_rotated(url: str) -> dict[str, Any]:
+        fetched.append(url)
+        return dict(KeySet([rotated]).as_dict(private=False))  # idp-1 is gone
+
+    ctx.jwks_cache.fetch = fetch_rotated
+    new = {"Authorization": f"Bearer {idp_token(rotated, jti='new')}"}
+    assert (await a.client.get("/test-whoami", headers=new)).json()["status"] == 200
+    assert (len(fetched), counted["import"]) == (2, 2)  # new JWKS fetched and imported
+    old = {"Authorization": f"Bearer {idp_token(idp_key, jti='old')}"}
+    assert (await a.client.get("/test-whoami", headers=old)).json()["status"] == 401
+    # The old kid refetched an unchanged JWKS: nothing to import again.
+    assert (len(fetched), counted["import"]) == (3, 2)

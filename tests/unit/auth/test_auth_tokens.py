@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from auth import keys as keys_module
@@ -19,6 +20,7 @@ from auth.tokens import (
     ExternalIssuer,
     issue_access_token,
     issue_id_token,
+    parse_token,
     unverified_parts,
     verify_access_token,
 )
@@ -266,3 +268,99 @@ def test_an_in_memory_ring_verifies_tokens_of_the_key_it_rotated_to() -> None:
     assert unverified_parts(after)[0]["kid"] == new_kid
     assert verify_access_token(ring, after, issuer=ISS, audience=AUD, now=NOW)["sub"] == "nurse001"
     assert verify_access_token(ring, before, issuer=ISS, audience=AUD, now=NOW)  # old key kept
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Calls of joserfc's compact-JWS split/decode and of `KeySet.import_key_set`."""
+    calls = {"parse": 0, "import": 0}
+    parse, import_key_set = jws.extract_compact, KeySet.import_key_set
+
+    def counting_parse(*args: Any, **kw: Any) -> Any:
+        calls["parse"] += 1
+        return parse(*args, **kw)
+
+    def counting_import(*args: Any, **kw: Any) -> KeySet:
+        calls["import"] += 1
+        return import_key_set(*args, **kw)
+
+    monkeypatch.setattr(jws, "extract_compact", counting_parse)  # jwt.decode goes through it
+    monkeypatch.setattr(KeySet, "import_key_set", counting_import)
+    return calls
+
+
+def test_verification_reuses_the_routing_parse(
+    ring: KeyRing, idp_key: RSAKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example", jwks=KeySet([idp_key]).as_dict(private=False)
+    )
+    ring.public_keyset()
+    calls = _count_calls(monkeypatch)
+    own = parse_token(issue(ring).token)
+    assert verify_access_token(ring, own, issuer=ISS, audience=AUD, now=NOW)["sub"] == "nurse001"
+    external = parse_token(idp_token(idp_key))
+    assert issuer.verify(external, now=NOW).subject == "u-42"
+    assert calls["parse"] == 2  # one per token: parse_token's
+
+
+def test_external_issuer_imports_its_jwks_once(
+    idp_key: RSAKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_calls(monkeypatch)
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example", jwks=KeySet([idp_key]).as_dict(private=False)
+    )
+    for i in range(3):
+        assert issuer.verify(idp_token(idp_key, jti=f"j{i}"), now=NOW).subject == "u-42"
+    assert calls["import"] == 1
+    rotated = RSAKey.generate_key(2048, auto_kid=True)
+    issuer = ExternalIssuer(
+        issuer="https://idp.hospital.example", jwks=KeySet([rotated]).as_dict(private=False)
+    )
+    assert issuer.verify(idp_token(rotated), now=NOW).subject == "u-42"
+    with pytest.raises(InvalidToken):
+        issuer.verify(idp_token(idp_key), now=NOW)  # its key left the JWKS
+    assert calls["import"] == 2
+
+
+def test_unusable_idp_jwks_is_reported_before_the_token(idp_key: RSAKey) -> None:
+    issuer = ExternalIssuer(issuer="https://idp.hospital.example", jwks={"keys": [{"kty": "?"}]})
+    with pytest.raises(InvalidToken, match="JWKS is unusable"):
+        issuer.verify("not a token", now=NOW)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    ("case", "verify_error", "parse_error"),
+    [
+        ("garbage", "token is not a compact JWS", "token is not a signed JWT"),
+        ("list payload", "token rejected (bad_signature)", "token is not a signed JWT"),
+        ("bad signature", "token rejected (bad_signature)", None),
+        ("expired", "token rejected (expired_token)", None),
+    ],
+)
+def test_rejections_read_as_before(
+    ring: KeyRing, case: str, verify_error: str, parse_error: str | None
+) -> None:
+    header, payload, sig = issue(ring).token.split(".")
+    token = {
+        "garbage": "abc",
+        "list payload": f"{header}.{_b64(b'[1]')}.{sig}",
+        "bad signature": f"{header}.{payload}.{sig[:-4]}AAAA",
+        "expired": f"{header}.{payload}.{sig}",
+    }[case]
+    now = NOW + 7200 if case == "expired" else NOW
+    with pytest.raises(InvalidToken) as direct:
+        verify_access_token(ring, token, issuer=ISS, audience=AUD, now=now)
+    assert direct.value.description == verify_error
+    if parse_error is not None:
+        with pytest.raises(InvalidToken) as parsed:
+            parse_token(token)
+        assert parsed.value.description == parse_error
+    else:
+        with pytest.raises(InvalidToken) as routed:
+            verify_access_token(ring, parse_token(token), issuer=ISS, audience=AUD, now=now)
+        assert routed.value.description == verify_error
