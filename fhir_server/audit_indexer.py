@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import logging
 import os
 import sys
 
+from fhir_server.gc_tuning import tune_for_serving
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
 from fhir_server.storage.base import Store, StoreError
@@ -33,10 +33,7 @@ async def follow(store: Store, *, registry: SearchRegistry, parent_pid: int | No
     """Index as events arrive; return when the parent process is gone."""
     # Background work: the scheduler serves requests first and gives this the spare CPU.
     os.nice(_NICENESS)
-    # Indexing allocates many short-lived dicts and makes no cycles: the cyclic collector
-    # ran often for nothing (8% of the process's samples).
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_for_serving()
     while parent_pid is None or os.getppid() == parent_pid:
         try:
             indexed = await store.index_audit(registry=registry)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fhir_server import cli_audit, cli_auth, cli_hl7, cli_ops
+from fhir_server.gc_tuning import tune_for_serving
 from fhir_server.security import refuse_demo_in_production
 from fhir_server.settings import Settings
 
@@ -29,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         refuse_demo_in_production(settings)
     app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args), demo=args.demo)
+    tune_for_serving()
     uvicorn.run(
         app,
         host=settings.host,

@@ -34,7 +34,7 @@ from fhir_server.resources.validation import check_resource
 from fhir_server.search.errors import SearchError
 from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
-from fhir_server.search.query import SearchQuery, reaches
+from fhir_server.search.query import SearchQuery, without_type
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import (
     ConditionalClaim,
@@ -152,13 +152,18 @@ class Planner:
             )
         except SearchError as exc:
             raise errors.bad_search(exc.param, exc.message) from exc
+        # The audit trail is no precondition for a write (and the SQLite writer re-checks
+        # criteria on the store's file alone): untyped chains leave AuditEvent out, and
+        # criteria that need it are refused.
+        kept = []
         for criterion in query.criteria:
-            # The audit trail is no precondition for a write (and the SQLite writer
-            # re-checks criteria on the store's file alone).
-            if reaches(criterion, "AuditEvent"):
+            narrowed = without_type(criterion, "AuditEvent")
+            if narrowed is None:
                 raise errors.bad_search(
                     criterion.param, "conditional criteria cannot use AuditEvent"
                 )
+            kept.append(narrowed)
+        query.criteria = tuple(kept)
         return query
 
     async def matches(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fhir_server.search.errors import SearchError
@@ -129,6 +129,12 @@ class Include:
     param: str  # "*" for every reference parameter
     target_type: str | None = None
     iterate: bool = False
+    reachable: tuple[str, ...] = ()  # types the parameter can point at; () for any
+
+    def may_reach(self, resource_type: str) -> bool:
+        if self.target_type is not None:
+            return self.target_type == resource_type
+        return not self.reachable or resource_type in self.reachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +210,7 @@ class SearchQuery:
         reached through a chain or ``_has``."""
         return (
             resource_type in self.resource_types
-            or any(inc.target_type in (resource_type, None) for inc in self.include)
+            or any(inc.may_reach(resource_type) for inc in self.include)
             or any(inc.source_type in (resource_type, "*") for inc in self.revinclude)
             or any(reaches(c, resource_type) for c in self.criteria)
         )
@@ -213,6 +219,24 @@ class SearchQuery:
         """Normalized criteria (type + sorted parameters), e.g. for conditional claims."""
         parts = sorted(f"{k}={v}" for k, v in self.params if k.split(":")[0] not in RESULT_PARAMS)
         return ",".join(self.resource_types) + "?" + "&".join(parts)
+
+
+def without_type(criterion: Criterion, resource_type: str) -> Criterion | None:
+    """``criterion`` with its chains no longer reaching ``resource_type`` (an untyped chain
+    keeps its other targets); None when it cannot do without it: a chain to that type only,
+    or ``_has`` from it."""
+    if criterion.kind == CHAIN:
+        kept: list[tuple[str, Criterion]] = []
+        for target, inner in criterion.values[0].targets:
+            narrowed = None if target == resource_type else without_type(inner, resource_type)
+            if narrowed is not None:
+                kept.append((target, narrowed))
+        return replace(criterion, values=(ChainValue(tuple(kept)),)) if kept else None
+    if criterion.kind == HAS:
+        has: HasValue = criterion.values[0]
+        inner = None if has.source_type == resource_type else without_type(has.inner, resource_type)
+        return None if inner is None else replace(criterion, values=(replace(has, inner=inner),))
+    return criterion
 
 
 def reaches(criterion: Criterion, resource_type: str) -> bool:

@@ -89,11 +89,15 @@ def _include(
     source, param = parts[0], parts[1]
     if source not in types:
         raise SearchError(name, "unsupported resource type")
+    reachable: tuple[str, ...] = ()
     if param != "*":
         definition = registry.get(source, param)
         if definition is None or definition.type != "reference":
             raise SearchError(name, "not a reference parameter of that type")
+        reachable = definition.targets
     target = parts[2] if len(parts) == 3 else None
     if target is not None and target not in types:
         raise SearchError(name, "unsupported target resource type")
-    return Include(source_type=source, param=param, target_type=target, iterate=iterate)
+    return Include(
+        source_type=source, param=param, target_type=target, iterate=iterate, reachable=reachable
+    )

@@ -280,8 +280,8 @@ def _token_count(query: SearchQuery, db: str) -> tuple[str, list[Any]] | None:
     Index rows of deleted resources are removed on delete, and rows carry the type, so
     counting distinct rids in ``idx_token_count`` is the exact total.
     """
-    if len(query.resource_types) != 1 or len(query.criteria) != 1:
-        return None
+    if len(query.resource_types) != 1 or len(query.criteria) != 1 or db != "main.":
+        return None  # (the AuditEvent index file has no idx_token_count)
     criterion = query.criteria[0]
     if criterion.kind != TOKEN or criterion.negate or ":" in criterion.param:
         return None

@@ -266,3 +266,23 @@ async def test_conditional_criteria_cannot_use_audit_events(app: httpx.AsyncClie
     assert "AuditEvent" in outcome["issue"][0]["diagnostics"]
     chained = await app.put("/fhir/Patient?_has:AuditEvent:patient:outcome=0", json=body)
     assert chained.status_code == 400
+
+
+async def test_conditional_untyped_chain_leaves_audit_events_out(app: httpx.AsyncClient) -> None:
+    """``target`` may point at any type, AuditEvent included; the condition still works on
+    the others instead of being refused for a type the client never named."""
+    patient = (await seed(app))[0]
+    provenance = {
+        "resourceType": "Provenance",
+        "target": [{"reference": f"Patient/{patient}"}],
+        "recorded": "2026-11-26T10:00:00Z",
+        "agent": [{"who": {"display": "registration system"}}],
+    }
+    headers = {"If-None-Exist": f"target._id={patient}"}
+    first = await app.post("/fhir/Provenance", json=provenance, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await app.post("/fhir/Provenance", json=provenance, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    explicit = {"If-None-Exist": f"target:AuditEvent._id={patient}"}
+    refused = await app.post("/fhir/Provenance", json=provenance, headers=explicit)
+    assert refused.status_code == 400

@@ -22,6 +22,7 @@ from fhir_server.search.query import (
     SortKey,
     StringValue,
     TokenValue,
+    without_type,
 )
 from fhir_server.search.registry import SearchRegistry
 
@@ -162,8 +163,11 @@ def test_controls() -> None:
     )
     assert query.count == 1000
     assert query.sort == (SortKey("date", True), SortKey("_id", False))
-    assert query.include == (Include("Observation", "subject", None, True),)
-    assert query.revinclude == (Include("Provenance", "target"),)
+    subject_targets = REGISTRY.get("Observation", "subject").targets  # type: ignore[union-attr]
+    assert query.include == (Include("Observation", "subject", None, True, subject_targets),)
+    assert query.revinclude == (
+        Include("Provenance", "target", reachable=REGISTRY.get("Provenance", "target").targets),  # type: ignore[union-attr]
+    )
     assert (query.total, query.summary, query.elements) == ("accurate", "data", ("status", "code"))
 
 
@@ -241,3 +245,43 @@ def test_include_target_type_must_be_supported() -> None:
     with pytest.raises(SearchError) as info:
         parse("Observation", [("_include", "Observation:subject:Bogus")])
     assert info.value.param == "_include"
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "params", "reads_audit"),
+    [
+        ("Observation", [("_include", "Observation:subject")], False),  # Patient, Group...
+        ("Encounter", [("_include", "Encounter:patient")], False),
+        ("Provenance", [("_include", "Provenance:target")], True),  # Reference(Any)
+        ("Patient", [("_include", "*")], True),
+        ("AuditEvent", [("_include", "AuditEvent:entity:Patient")], True),  # searched
+        ("Patient", [("_revinclude", "AuditEvent:patient")], True),
+        ("Patient", [("_revinclude", "Observation:subject")], False),
+        ("Patient", [("_has:AuditEvent:patient:action", "R")], True),
+        ("Provenance", [("target._id", "x")], True),  # an untyped chain may end there
+        ("Provenance", [("target.name", "Kim")], False),  # AuditEvent has no "name"
+        ("Observation", [("subject.name", "Kim")], False),
+    ],
+)
+def test_which_searches_read_audit_events(
+    resource_type: str, params: list[tuple[str, str]], reads_audit: bool
+) -> None:
+    """A search that may read AuditEvents makes the server catch their index up first:
+    only those, not every search with an include."""
+    assert parse(resource_type, params).involves("AuditEvent") is reads_audit
+
+
+def test_conditional_criteria_leave_audit_events_out_of_untyped_chains() -> None:
+    untyped = parse("Provenance", [("target._id", "x")]).criteria[0]
+    narrowed = without_type(untyped, "AuditEvent")
+    assert narrowed is not None
+    targets = [t for t, _ in narrowed.values[0].targets]
+    assert "AuditEvent" not in targets and "Patient" in targets
+    assert (
+        without_type(
+            parse("Provenance", [("target:AuditEvent._id", "x")]).criteria[0], "AuditEvent"
+        )
+        is None
+    )
+    has = parse("Patient", [("_has:AuditEvent:patient:action", "R")]).criteria[0]
+    assert without_type(has, "AuditEvent") is None

@@ -1,0 +1,19 @@
+"""Garbage-collector settings for the long-running processes (server, AuditEvent indexer)."""
+
+from __future__ import annotations
+
+import gc
+
+
+def tune_for_serving() -> None:
+    """Freeze what start-up built, and collect young objects less often.
+
+    Requests allocate many short-lived objects and make few reference cycles; with the
+    default threshold (700 allocations) the collector ran all the time and its full
+    passes walked the validator's and search registry's start-up tables, which never die.
+    Measured with ``bench/``: +14% reads/s for the server (c32), 8% less CPU for the
+    indexer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
