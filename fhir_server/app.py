@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -30,6 +30,7 @@ from fhir_server.storage import Store, store_from_uri
 from profiles import Validator
 from profiles.validator import KRCORE_DIR, MEDICORE_DIR
 
+log = logging.getLogger("medicore.audit")
 _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -96,9 +97,14 @@ def create_app(
             yield
         finally:
             indexer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await indexer
-            await the_store.close()
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # it failed earlier: say so, and still close the store
+                log.warning("audit indexing had stopped (%s)", type(exc).__name__)
+            finally:
+                await the_store.close()
 
     app = FastAPI(
         title="MediCore FHIR",

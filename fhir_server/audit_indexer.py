@@ -19,7 +19,7 @@ import sys
 from fhir_server.gc_tuning import tune_for_serving
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
-from fhir_server.storage.base import Store, StoreError
+from fhir_server.storage.base import Store
 
 log = logging.getLogger("medicore.audit")
 
@@ -37,8 +37,8 @@ async def follow(store: Store, *, registry: SearchRegistry, parent_pid: int | No
     while parent_pid is None or os.getppid() == parent_pid:
         try:
             indexed = await store.index_audit(registry=registry)
-        except StoreError:
-            log.warning("audit indexer: the store is unavailable; retrying")
+        except Exception as exc:  # the store is down, or worse: never a crash loop
+            log.warning("audit indexer: indexing failed (%s); retrying", type(exc).__name__)
             await asyncio.sleep(_RETRY_SECONDS)
             continue
         if indexed == 0:
@@ -65,15 +65,21 @@ async def supervise(settings: Settings) -> None:
     wait = _RESTART_SECONDS[0]
     while True:
         started = loop.time()
-        process = await asyncio.create_subprocess_exec(*command, env=_child_environment(settings))
         try:
-            code = await process.wait()
-        except asyncio.CancelledError:
-            await _stop(process)
-            raise
+            process = await asyncio.create_subprocess_exec(
+                *command, env=_child_environment(settings)
+            )
+        except OSError as exc:  # fork or exec failed (no memory, no processes left)
+            outcome = f"could not start ({type(exc).__name__})"
+        else:
+            try:
+                outcome = f"exited (code {await process.wait()})"
+            except asyncio.CancelledError:
+                await _stop(process)
+                raise
         if loop.time() - started > _RESTART_SECONDS[1]:
             wait = _RESTART_SECONDS[0]  # it had been running fine: no backoff
-        log.warning("audit indexer process exited (code %s); restarting in %.0f s", code, wait)
+        log.warning("audit indexer process %s; restarting in %.0f s", outcome, wait)
         await asyncio.sleep(wait)
         wait = min(wait * 2, _RESTART_SECONDS[1])
 

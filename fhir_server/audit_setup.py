@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import secrets
@@ -66,9 +65,13 @@ async def index_audit_forever(store: Store, *, registry: SearchRegistry, interva
     loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(interval)
-        with contextlib.suppress(StoreError):
+        try:
             while True:
                 started = loop.time()
                 if await store.index_audit(registry=registry) == 0:
                     break
                 await asyncio.sleep(loop.time() - started)
+        except StoreError:
+            continue
+        except Exception as exc:  # keep indexing later; searches still catch up themselves
+            log.warning("audit indexing failed (%s); retrying later", type(exc).__name__)

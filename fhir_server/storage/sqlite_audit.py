@@ -1,7 +1,9 @@
 """The audit chain in SQLite: an append-only table guarded by triggers, sealed at commit.
 
 Records are sealed inside the writer's transaction, right after reading the chain head,
-so the chain order is the commit order even with several processes on one file.
+or (audit-only commits) after the head the last append left, inserted only if that is
+still the head; either way the chain order is the commit order, even with several
+processes on one file.
 AuditEvents become searchable resources later, in large batches (``index_audit``), in a
 file of their own (``sqlite_audit_index``): the durable, chained row is what makes an
 access accounted for; the search index is a derived view.
@@ -18,11 +20,13 @@ from typing import Any
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
 from fhir_server.search.registry import SearchRegistry
+from fhir_server.storage.base import StoreUnavailable
 from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
-ALONE_LIMIT = 500  # events one statement appends: 3,000 bound values (limit: 32,766)
+ALONE_LIMIT = 500  # events one statement appends: 3,001 bound values (limit: 32,766)
+_ALONE_ATTEMPTS = 20  # other processes appending in between: seal again, this many times
 _COLUMNS = "(position, event_id, recorded, prev_hash, hash, event)"
 
 
@@ -56,7 +60,7 @@ def append_alone(
     if another process appended meanwhile, the head is read and the events sealed again.
     """
     current = known_head or head(conn)
-    while True:
+    for _ in range(_ALONE_ATTEMPTS):
         records = seal_batch(events, head=current, key=key)
         values = ",".join(["(?,?,?,?,?,?)"] * len(records))
         expected = f"{current.position} {current.hash}" if current.position else ""
@@ -68,6 +72,8 @@ def append_alone(
         if inserted == len(records):
             return _last(records)
         current = head(conn)
+    # A head that never compares equal (a forged row) must not hold the writer forever.
+    raise StoreUnavailable("the audit chain head cannot be extended")
 
 
 def _rows(records: list[ChainedRecord], events: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:

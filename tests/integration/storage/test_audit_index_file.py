@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -222,5 +223,44 @@ async def test_deleted_index_file_is_rebuilt_from_the_chain(tmp_path: Path) -> N
         assert await searchable_ids(store) == []
         assert await index_all(store) == [4, 0]
         assert await searchable_ids(store) == ids
+    finally:
+        await store.close()
+
+
+async def test_restored_empty_chain_empties_the_index(tmp_path: Path) -> None:
+    path, empty = tmp_path / "store.db", tmp_path / "empty.db"
+    await record(path, names("ev-", 3))
+    await record(empty, [])
+    snapshot(empty, tmp_path / "empty.snapshot")
+    store = await opened(path)
+    try:
+        assert await index_all(store) == [3, 0]
+    finally:
+        await store.close()
+    restore(tmp_path / "empty.snapshot", path)
+    store = await opened(path)
+    try:
+        await index_all(store)
+        assert await searchable_ids(store) == []
+    finally:
+        await store.close()
+
+
+async def test_unreadable_record_is_skipped_not_a_dead_end(tmp_path: Path) -> None:
+    """A row that is not an AuditEvent (forged into the file) is left out of the index
+    (``medicore audit verify`` reports it); indexing goes on past it."""
+    path = tmp_path / "store.db"
+    await record(path, names("ev-", 2))
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
+            " VALUES (3, 'forged', '2026-11-26T10:00:00Z', 'x', 'y', 'not json')"
+        )
+    store = await opened(path)
+    try:
+        await store.commit(WriteBatch(audit=[audit_event("ev-after", 9)]))
+        assert await index_all(store) == [4, 0]
+        assert await searchable_ids(store) == ["ev-1", "ev-2", "ev-after"]
+        assert await store.audit_backlog() == 0
     finally:
         await store.close()

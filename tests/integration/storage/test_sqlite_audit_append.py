@@ -9,14 +9,17 @@ statement takes the transactional path and still chains.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from audit.chain import verify
 from audit.events import AccessRecord, Interaction, build_audit_event
 from fhir_server.storage import sqlite_audit
-from fhir_server.storage.base import VersionWrite, WriteBatch
+from fhir_server.storage.base import StoreUnavailable, VersionWrite, WriteBatch
 from fhir_server.storage.sqlite import SqliteStore
 from tests.conftest import AUDIT_KEY
 
@@ -87,5 +90,24 @@ async def test_mixed_and_large_batches_chain_after_audit_only_ones(tmp_path: Pat
         ids = await chain_ids(store)
         assert ids[:5] == ["r-0", "r-1", "w-0", "s-0", "l-0"]
         assert ids[-1] == "t-0" and len(ids) == 5 + sqlite_audit.ALONE_LIMIT + 1
+    finally:
+        await store.close()
+
+
+async def test_a_tail_that_never_matches_fails_the_commit_not_the_writer(tmp_path: Path) -> None:
+    """A forged last row (a BLOB hash never equals text) must not hold the writer thread:
+    the commit fails with StoreUnavailable (a 503), and other writes still go through."""
+    store = SqliteStore(tmp_path / "forged.db", audit_key=AUDIT_KEY)
+    await store.open()
+    try:
+        await store.commit(WriteBatch(audit=events("a", 1)))
+        with sqlite3.connect(tmp_path / "forged.db") as conn:
+            conn.execute(
+                "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
+                " VALUES (2, 'forged', '2026-11-26T10:00:00Z', 'x', X'00', '{}')"
+            )
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(store.commit(WriteBatch(audit=events("b", 1))), timeout=10)
+        assert await store.ping() is None  # the writer thread is free
     finally:
         await store.close()
