@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi import Request
-from joserfc import jws, jwt
+from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from auth.tokens import issue_access_token
@@ -17,6 +17,7 @@ from fhir_server.security.authenticate import (
     principal_from_token,
 )
 from tests.integration.auth_http.conftest import AuthApp
+from tests.jose_calls import count_jose_calls
 
 IDP = "https://idp.hospital.example/realms/staff"
 JWKS_URL = f"{IDP}/protocol/openid-connect/certs"
@@ -135,21 +136,7 @@ async def test_missing_and_malformed_headers(idp_app: tuple[AuthApp, list[str]])
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Calls of joserfc's compact-JWS split/decode and of `KeySet.import_key_set`."""
-    calls = {"parse": 0, "import": 0}
-    parse, import_key_set = jws.extract_compact, KeySet.import_key_set
-
-    def counting_parse(*args: Any, **kw: Any) -> Any:
-        calls["parse"] += 1
-        return parse(*args, **kw)
-
-    def counting_import(*args: Any, **kw: Any) -> KeySet:
-        calls["import"] += 1
-        return import_key_set(*args, **kw)
-
-    monkeypatch.setattr(jws, "extract_compact", counting_parse)  # jwt.decode goes through it
-    monkeypatch.setattr(KeySet, "import_key_set", counting_import)
-    return calls
+    return count_jose_calls(monkeypatch)
 
 
 async def test_a_cache_miss_parses_the_token_once(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from joserfc import jws, jwt
+from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from auth import keys as keys_module
@@ -24,6 +24,7 @@ from auth.tokens import (
     unverified_parts,
     verify_access_token,
 )
+from tests.jose_calls import count_jose_calls
 
 ISS = "https://medicore.example/auth"
 AUD = "https://medicore.example/fhir"
@@ -270,24 +271,6 @@ def test_an_in_memory_ring_verifies_tokens_of_the_key_it_rotated_to() -> None:
     assert verify_access_token(ring, before, issuer=ISS, audience=AUD, now=NOW)  # old key kept
 
 
-def _count_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Calls of joserfc's compact-JWS split/decode and of `KeySet.import_key_set`."""
-    calls = {"parse": 0, "import": 0}
-    parse, import_key_set = jws.extract_compact, KeySet.import_key_set
-
-    def counting_parse(*args: Any, **kw: Any) -> Any:
-        calls["parse"] += 1
-        return parse(*args, **kw)
-
-    def counting_import(*args: Any, **kw: Any) -> KeySet:
-        calls["import"] += 1
-        return import_key_set(*args, **kw)
-
-    monkeypatch.setattr(jws, "extract_compact", counting_parse)  # jwt.decode goes through it
-    monkeypatch.setattr(KeySet, "import_key_set", counting_import)
-    return calls
-
-
 def test_verification_reuses_the_routing_parse(
     ring: KeyRing, idp_key: RSAKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,7 +278,7 @@ def test_verification_reuses_the_routing_parse(
         issuer="https://idp.hospital.example", jwks=KeySet([idp_key]).as_dict(private=False)
     )
     ring.public_keyset()
-    calls = _count_calls(monkeypatch)
+    calls = count_jose_calls(monkeypatch)
     own = parse_token(issue(ring).token)
     assert verify_access_token(ring, own, issuer=ISS, audience=AUD, now=NOW)["sub"] == "nurse001"
     external = parse_token(idp_token(idp_key))
@@ -306,7 +289,7 @@ def test_verification_reuses_the_routing_parse(
 def test_external_issuer_imports_its_jwks_once(
     idp_key: RSAKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = _count_calls(monkeypatch)
+    calls = count_jose_calls(monkeypatch)
     issuer = ExternalIssuer(
         issuer="https://idp.hospital.example", jwks=KeySet([idp_key]).as_dict(private=False)
     )
