@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 
 from tests.integration.api.conftest import _client, bearer, mint
+from tests.nickname_parameter import nickname_folder
 
 LAB = "https://medicore.example.org/fhir/StructureDefinition/medicore-lab-observation"
 
@@ -112,19 +113,7 @@ async def test_a_mandatory_profile_is_enforced_on_writes(tmp_path: Path) -> None
 
 
 async def test_a_custom_search_parameter_file_is_searchable(tmp_path: Path) -> None:
-    definition = {
-        "resourceType": "SearchParameter",
-        "url": "https://medicore.example.org/fhir/SearchParameter/patient-nickname",
-        "name": "nickname",
-        "status": "active",
-        "code": "nickname",
-        "base": ["Patient"],
-        "type": "string",
-        "expression": "Patient.name.where(use='nickname').given",
-    }
-    folder = tmp_path / "params"
-    folder.mkdir()
-    (folder / "nickname.json").write_text(json.dumps(definition))
+    folder = nickname_folder(tmp_path)
     async for c in _client("sqlite", tmp_path, search_parameters_dirs=[str(folder)]):
         names = [{"use": "nickname", "given": ["Bongsu"]}, {"family": "Kim"}]
         await c.post("/fhir/Patient", json={"resourceType": "Patient", "name": names})

@@ -23,26 +23,25 @@ def test_shipped_table_has_the_issue_roles():
     }
 
 
-def test_loaded_from_another_file_changes_decisions(tmp_path: Path):
+@pytest.fixture
+def table(tmp_path: Path) -> RoleTable:
+    """A roles file where a nurse may read and search MedicationRequests only."""
     custom = tmp_path / "roles.json"
     custom.write_text(
         json.dumps({"roles": {"nurse": {"resources": {"MedicationRequest": "rs"}}}}),
         encoding="utf-8",
     )
-    table = RoleTable.load(custom)
+    return RoleTable.load(custom)
+
+
+def test_loaded_from_another_file_changes_decisions(table: RoleTable):
     nurse = Principal(subject="n", role="nurse", client_id="c", scopes=ScopeSet.parse("user/*.*"))
     assert decide(nurse, "read", "MedicationRequest", roles=table).allowed
     assert not decide(nurse, "read", "Patient", roles=table).allowed
     assert not decide(nurse, "read", "Patient", roles=table).missing_scope
 
 
-def test_principal_from_claims_carries_its_tables_ceiling(tmp_path: Path):
-    custom = tmp_path / "roles.json"
-    custom.write_text(
-        json.dumps({"roles": {"nurse": {"resources": {"MedicationRequest": "rs"}}}}),
-        encoding="utf-8",
-    )
-    table = RoleTable.load(custom)
+def test_principal_from_claims_carries_its_tables_ceiling(table: RoleTable):
     claims = {"sub": "n", "role": "nurse", "client_id": "c", "scope": "user/*.rs"}
     nurse = Principal.from_claims(claims, roles=table)
     # No `roles=` at the call: the table the principal was authenticated with decides.

@@ -8,6 +8,7 @@ import pytest
 
 from profiles import ValidationIssue, Validator, has_errors
 from tests.unit.profiles.conftest import load_example
+from tests.unit.profiles.element_paths import element_paths
 
 GARBAGE: list[Any] = [5, "x", [], {}, [1], [{}], None, True, {"a": 1}]
 ONE_PER_TYPE = [
@@ -20,21 +21,8 @@ ONE_PER_TYPE = [
 ]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = []
-    if len(prefix) >= 3:
-        return out
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value[:2])
-        if isinstance(value, list)
-        else []
-    )
-    for key, child in items:
-        out.append((*prefix, key))
-        out.extend(_paths(child, (*prefix, key)))
-    return out
+def _paths(value: Any) -> list[tuple[Any, ...]]:
+    return list(element_paths(value, depth=3))
 
 
 @pytest.mark.parametrize("name", ONE_PER_TYPE)

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from profiles import Validator, fastmodel
 from profiles.issues import ValidationIssue
+from tests.unit.profiles.element_paths import element_paths
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "examples"
@@ -510,21 +511,8 @@ SWEPT = [
 ]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    if len(prefix) >= 4:
-        return
-    items = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value[:2])
-        if isinstance(value, list)
-        else []
-    )
-    for key, child in items:
-        if key == "div":
-            continue
-        yield (*prefix, key)
-        yield from _paths(child, (*prefix, key))
+def _paths(value: Any) -> Iterator[tuple[Any, ...]]:
+    return element_paths(value, depth=4, skip=frozenset({"div"}))
 
 
 Call = tuple[str, Any, dict[str, Any]]  # (validator name, body, keyword arguments)

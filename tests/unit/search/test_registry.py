@@ -8,6 +8,7 @@ from pathlib import Path
 from fhir_server.search import registry as registry_module
 from fhir_server.search.extract import extract_index
 from fhir_server.search.registry import SearchRegistry
+from tests.nickname_parameter import nickname_folder
 
 SHIPPED = Path(registry_module.__file__).with_name("data") / "search-parameters.json"
 
@@ -54,19 +55,7 @@ def test_supported_omits_text_and_content() -> None:
 
 
 def test_extra_definition_directory_is_searchable_without_code(tmp_path: Path) -> None:
-    definition = {
-        "resourceType": "SearchParameter",
-        "url": "http://medicore.example/SearchParameter/patient-nickname",
-        "name": "nickname",
-        "status": "active",
-        "code": "nickname",
-        "base": ["Patient"],
-        "type": "string",
-        "expression": "Patient.name.where(use='nickname').given",
-    }
-    (tmp_path / "sp").mkdir()
-    (tmp_path / "sp" / "nickname.json").write_text(json.dumps(definition))
-    registry = SearchRegistry.load(tmp_path / "sp")
+    registry = SearchRegistry.load(nickname_folder(tmp_path))
     assert registry.params_for("Patient")["nickname"].type == "string"
     assert "nickname" not in SearchRegistry.default().params_for("Patient")
     patient = {
