@@ -187,8 +187,10 @@ class ResourceService:
             raise errors.bad_search(exc.param, exc.message) from exc
 
     async def catch_up_audit(self) -> None:
-        """Index every AuditEvent recorded so far, so auditors see their own trail."""
-        while await guard(self.store.index_audit(registry=self.registry)) > 0:
+        """Index every AuditEvent recorded so far, so auditors see their own trail (and no
+        further: under load more keep arriving, and the answer must not wait for them)."""
+        head = (await guard(self.store.audit_head())).position
+        while await guard(self.store.index_audit(registry=self.registry, upto=head)) > 0:
             pass
 
     # -- writes ------------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from fhir_server.search.extract import extract_index
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import VersionWrite
+
+log = logging.getLogger("medicore.audit")
 
 
 def audit_event_write(
@@ -26,3 +30,16 @@ def audit_event_write(
         body=orjson.dumps(body),
         index=extract_index(body, registry),
     )
+
+
+def readable_write(
+    position: int, event_id: str, recorded: str, event_json: bytes, *, registry: SearchRegistry
+) -> VersionWrite | None:
+    """``audit_event_write``, or None for a row that is not an AuditEvent we wrote (forged
+    into the store): ``medicore audit verify`` reports it, and indexing goes on past it
+    instead of stopping there for good."""
+    try:
+        return audit_event_write(event_id, recorded, event_json, registry=registry)
+    except Exception:  # whatever such a row makes parsing or extraction raise
+        log.warning("audit record %d is not a readable AuditEvent; not indexed", position)
+        return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from audit.chain import ChainHead
 from fhir_server.digits import non_negative_int
 
 if TYPE_CHECKING:
@@ -172,8 +173,14 @@ class Store(Protocol):
     async def counts(self) -> dict[str, int]:
         """Current (not deleted) resources per type."""
 
-    async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
-        """Make recorded AuditEvents searchable as resources; how many were indexed."""
+    async def index_audit(
+        self, *, registry: SearchRegistry, limit: int = 1000, upto: int | None = None
+    ) -> int:
+        """Make recorded AuditEvents searchable as resources (those up to chain position
+        ``upto`` only, if given); how many were indexed."""
+
+    async def audit_head(self) -> ChainHead:
+        """The newest audit record's position and hash (``EMPTY_HEAD`` when none)."""
 
     async def audit_backlog(self) -> int:
         """Recorded AuditEvents not searchable yet (the indexer's lag)."""

@@ -18,7 +18,7 @@ from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead
 from audit.events import fhir_instant
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
-from fhir_server.storage.audit_view import audit_event_write
+from fhir_server.storage.audit_view import readable_write
 from fhir_server.storage.mongo_common import mapped_errors
 
 _DUPLICATE_KEY = 11000  # MongoDB's error code for a duplicate key
@@ -40,11 +40,18 @@ def audit_doc(record: ChainedRecord, event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def audit_resource_doc(doc: dict[str, Any], registry: SearchRegistry) -> dict[str, Any]:
-    """The searchable resource document of one chained AuditEvent."""
-    write = audit_event_write(
-        doc["event_id"], doc["recorded"], doc["event"].encode(), registry=registry
+def audit_resource_doc(doc: dict[str, Any], registry: SearchRegistry) -> dict[str, Any] | None:
+    """The searchable resource document of one chained AuditEvent (None: unreadable)."""
+    event = doc.get("event")
+    write = readable_write(
+        doc["_id"],
+        str(doc.get("event_id")),
+        str(doc.get("recorded")),
+        event.encode() if isinstance(event, str) else b"",
+        registry=registry,
     )
+    if write is None:
+        return None
     assert write.body is not None and write.index is not None
     return {
         "_id": f"AuditEvent/{write.id}",
@@ -101,20 +108,24 @@ class MongoAuditSink:
             marker = await self.db.counters.find_one({"_id": "audit_indexed"})
         return max(0, recorded - (marker["value"] if marker else 0))
 
-    async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
+    async def index_audit(
+        self, *, registry: SearchRegistry, limit: int = 1000, upto: int | None = None
+    ) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         async with mapped_errors():
             marker = await self.db.counters.find_one({"_id": "audit_indexed"})
-            upto = marker["value"] if marker else 0
-            query = {"_id": {"$gt": upto}}
+            query: dict[str, Any] = {"_id": {"$gt": marker["value"] if marker else 0}}
+            if upto is not None:
+                query["_id"]["$lte"] = upto
             page = (
                 await self.db.audit.find(query).sort("_id", ASCENDING).limit(limit).to_list(limit)
             )
             if not page:
                 return 0
-            docs = [audit_resource_doc(doc, registry) for doc in page]
+            docs = [d for d in (audit_resource_doc(doc, registry) for doc in page) if d]
             try:  # one round trip; unordered, so one already indexed skips only itself
-                await self.db.resources.insert_many(docs, ordered=False)
+                if docs:
+                    await self.db.resources.insert_many(docs, ordered=False)
             except BulkWriteError as exc:
                 if any(e.get("code") != _DUPLICATE_KEY for e in exc.details["writeErrors"]):
                     raise

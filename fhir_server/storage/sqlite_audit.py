@@ -145,8 +145,10 @@ class SqliteAuditSink(SqliteEngine):
 
         return await self._read(fetch)
 
-    async def index_audit(self, *, registry: SearchRegistry, limit: int = 1000) -> int:
+    async def index_audit(
+        self, *, registry: SearchRegistry, limit: int = 1000, upto: int | None = None
+    ) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
         index = self.audit_index
         with mapped_errors():
-            return await asyncio.to_thread(index.index_chunk, registry, limit=limit)
+            return await asyncio.to_thread(index.index_chunk, registry, limit=limit, upto=upto)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import sqlite_search
-from fhir_server.storage.audit_view import audit_event_write
+from fhir_server.storage.audit_view import readable_write
 from fhir_server.storage.base import VersionWrite
 from fhir_server.storage.sqlite_schema import RESOURCE_SCHEMA
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
@@ -34,6 +34,7 @@ RID_BASE = 1 << 48
 _BUSY_TIMEOUT_MS = 10_000
 _CHECKPOINT_WAIT_MS = 200
 _WAL_LIMIT = 64 * 1024 * 1024
+_MAX_POSITION = 2**63 - 1
 log = logging.getLogger("medicore.audit")
 
 # Every row here is an AuditEvent, so the token indexes that serve type-wide counts and
@@ -104,8 +105,11 @@ class AuditIndexFile:
                     conn.close()
             self._chain = self._index = None
 
-    def index_chunk(self, registry: SearchRegistry, *, limit: int = 1000) -> int:
-        """Index the next ``limit`` chain records at most; returns how many were indexed.
+    def index_chunk(
+        self, registry: SearchRegistry, *, limit: int = 1000, upto: int | None = None
+    ) -> int:
+        """Index the next ``limit`` chain records at most (none past position ``upto``);
+        returns how many were indexed.
 
         The records are turned into resources and index rows before the file's write lock
         is taken (the CPU-heavy part), then written if no other indexer moved the
@@ -116,7 +120,8 @@ class AuditIndexFile:
             while True:
                 mark = _watermark(index)
                 rebuild = mark.position > 0 and not _chain_has(chain, mark)
-                chunk = _Chunk.read(chain, after=0 if rebuild else mark.position, limit=limit)
+                after = 0 if rebuild else mark.position
+                chunk = _Chunk.read(chain, after=after, upto=upto, limit=limit)
                 if not chunk.positions and not rebuild:
                     return 0
                 chunk.prepare(registry)
@@ -173,25 +178,20 @@ class _Chunk:
     views: list[tuple[int, VersionWrite]] = field(default_factory=list)
 
     @classmethod
-    def read(cls, chain: sqlite3.Connection, *, after: int, limit: int) -> _Chunk:
+    def read(cls, chain: sqlite3.Connection, *, after: int, upto: int | None, limit: int) -> _Chunk:
         rows = chain.execute(
-            "SELECT position, event_id, recorded, hash, event FROM audit WHERE position>?"
-            " ORDER BY position LIMIT ?",
-            (after, limit),
+            "SELECT position, event_id, recorded, hash, event FROM audit"
+            " WHERE position>? AND position<=? ORDER BY position LIMIT ?",
+            (after, _MAX_POSITION if upto is None else upto, limit),
         ).fetchall()
         last = _Mark(rows[-1][0], rows[-1][3]) if rows else _Mark(after, "")
         return cls([r[0] for r in rows], [(r[1], r[2], as_bytes(r[4])) for r in rows], last)
 
     def prepare(self, registry: SearchRegistry) -> None:
         for position, (event_id, recorded, event) in zip(self.positions, self.records, strict=True):
-            try:
-                view = audit_event_write(event_id, recorded, event, registry=registry)
-            except Exception:  # whatever a row that is not our AuditEvent makes it raise
-                # A forged row: ``medicore audit verify`` reports it; the index goes on
-                # without it instead of stopping here for good.
-                log.warning("audit record %d is not a readable AuditEvent; not indexed", position)
-                continue
-            self.views.append((RID_BASE + position, view))
+            view = readable_write(position, event_id, recorded, event, registry=registry)
+            if view is not None:
+                self.views.append((RID_BASE + position, view))
 
     def write(self, index: sqlite3.Connection) -> None:
         index.executemany(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from fhir_server.storage.base import (
     VersionWrite,
     WriteBatch,
 )
+from fhir_server.storage.sqlite import SqliteStore
 
 REGISTRY = SearchRegistry.default()
 
@@ -208,22 +210,52 @@ async def test_record_filters_take_plain_field_names_only(store: Store, field: s
         await store.count_records("hl7_inbox", where={field: "x"})
 
 
-async def test_audit_backlog_counts_what_is_not_searchable_yet(store: Store) -> None:
-    def event(n: int) -> dict[str, Any]:
-        record = AccessRecord(
-            interaction=Interaction.READ,
-            recorded=datetime(2026, 11, 26, 10, n, tzinfo=UTC),
-            status=200,
-            resource_type="Patient",
-            resource_id=f"p{n}",
-        )
-        return build_audit_event(record, server_id="medicore-test", event_id=f"backlog-{n}")
+def audit_event(n: int) -> dict[str, Any]:
+    record = AccessRecord(
+        interaction=Interaction.READ,
+        recorded=datetime(2026, 11, 26, 10, n, tzinfo=UTC),
+        status=200,
+        resource_type="Patient",
+        resource_id=f"p{n}",
+    )
+    return build_audit_event(record, server_id="medicore-test", event_id=f"backlog-{n}")
 
+
+async def test_audit_backlog_counts_what_is_not_searchable_yet(store: Store) -> None:
     assert await store.audit_backlog() == 0
-    await store.commit(WriteBatch(audit=[event(0), event(1)]))
-    await store.commit(WriteBatch(audit=[event(2)]))
+    await store.commit(WriteBatch(audit=[audit_event(0), audit_event(1)]))
+    await store.commit(WriteBatch(audit=[audit_event(2)]))
     assert await store.audit_backlog() == 3
     assert await store.index_audit(registry=REGISTRY, limit=2) == 2
     assert await store.audit_backlog() == 1
     assert await store.index_audit(registry=REGISTRY) == 1
     assert await store.audit_backlog() == 0
+
+
+async def test_indexing_stops_at_the_position_asked_for(store: Store) -> None:
+    await store.commit(WriteBatch(audit=[audit_event(n) for n in range(4)]))
+    assert await store.index_audit(registry=REGISTRY, upto=2) == 2
+    assert await store.index_audit(registry=REGISTRY, upto=2) == 0
+    assert await store.audit_backlog() == 2
+
+
+async def test_an_unreadable_audit_record_is_skipped_not_a_dead_end(store: Store) -> None:
+    """A row forged into the store (not an AuditEvent) is left out of the search index;
+    indexing goes on past it (``medicore audit verify`` reports the row)."""
+    await store.commit(WriteBatch(audit=[audit_event(0)]))
+    forged = ("forged", "2026-11-26T10:00:00Z", "x", "y", "not json")
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as conn:
+            conn.execute(
+                "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event)"
+                " VALUES (2, ?, ?, ?, ?, ?)",
+                forged,
+            )
+    else:
+        keys = ("event_id", "recorded", "prev_hash", "hash", "event")
+        await store.db.audit.insert_one({"_id": 2, **dict(zip(keys, forged, strict=True))})  # type: ignore[attr-defined]
+    await store.commit(WriteBatch(audit=[audit_event(3)]))
+    assert await store.index_audit(registry=REGISTRY) == 3
+    assert await store.audit_backlog() == 0
+    found = await store.search(query("AuditEvent", _count="10"))
+    assert sorted(m.id for m in found.matches) == ["backlog-0", "backlog-3"]
