@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -34,20 +33,10 @@ log = logging.getLogger("medicore.audit")
 _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def search_registry(settings: Settings) -> SearchRegistry:
-    """The search parameters as configured: the server and the AuditEvent indexer process
-    must extract alike."""
-    return (
-        SearchRegistry.load(*map(Path, settings.search_parameters_dirs))
-        if settings.search_parameters_dirs
-        else SearchRegistry.default()
-    )
-
-
 def build_service(settings: Settings, store: Store) -> ResourceService:
     """The service as configured (search definitions, profiles): the server and the
     operator commands that write (``medicore hl7 reprocess``) must validate alike."""
-    registry = search_registry(settings)
+    registry = SearchRegistry.configured(settings.search_parameters_dirs)
     validator = Validator(
         (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
         mandatory=settings.mandatory_profiles,

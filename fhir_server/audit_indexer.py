@@ -66,8 +66,10 @@ async def supervise(settings: Settings) -> None:
     while True:
         started = loop.time()
         try:
+            # Its own session: a Ctrl-C on the server's terminal reaches the server only,
+            # which stops the child itself (and the child exits if the server dies).
             process = await asyncio.create_subprocess_exec(
-                *command, env=_child_environment(settings)
+                *command, env=_child_environment(settings), start_new_session=True
             )
         except OSError as exc:  # fork or exec failed (no memory, no processes left)
             outcome = f"could not start ({type(exc).__name__})"

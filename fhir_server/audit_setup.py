@@ -58,9 +58,11 @@ def check_audit_allowed(settings: Settings) -> None:
 async def index_audit_forever(store: Store, *, registry: SearchRegistry, interval: float) -> None:
     """Index newly recorded AuditEvents every ``interval`` seconds until cancelled.
 
-    Chunks are small and followed by a pause as long as the chunk took, so indexing never
-    takes more than half of the writer: requests keep their latency under load, and a
-    backlog built in a burst is caught up when it passes (or when an auditor searches).
+    This is the ``inline`` mode (``medicore serve`` runs the indexer process instead).
+    Each chunk is followed by a pause as long as it took, so indexing never takes more
+    than half of the server's event loop (and, on MongoDB, of the database's writes):
+    requests keep their latency under load, and a backlog built in a burst is caught up
+    when it passes (or when an auditor searches).
     """
     loop = asyncio.get_running_loop()
     while True:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from pydantic import ValidationError
 
 from fhir_server import cli_audit, cli_auth, cli_hl7, cli_ops
 from fhir_server.gc_tuning import tune_for_serving
@@ -24,9 +25,10 @@ def _serve(args: argparse.Namespace) -> int:
         for key, value in (("host", args.host), ("port", args.port), ("store", args.store))
         if value is not None
     }
-    # The server indexes AuditEvents in a child process unless told otherwise.
-    overrides["audit_indexer"] = os.environ.get("MEDICORE_AUDIT_INDEXER", "process")
     settings = Settings(**overrides)
+    if "audit_indexer" not in settings.model_fields_set:
+        # The server indexes AuditEvents in a child process unless told otherwise.
+        settings = settings.model_copy(update={"audit_indexer": "process"})
     if args.demo:
         refuse_demo_in_production(settings)
     app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args), demo=args.demo)
@@ -71,8 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    result: int = args.handler(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except ValidationError as exc:  # a MEDICORE_* setting or flag of the wrong form
+        fields = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
+        parser.exit(2, f"medicore: error: invalid setting: {fields}\n")
+    except ValueError as exc:  # e.g. a store URI that is neither sqlite:/// nor mongodb://
+        parser.exit(2, f"medicore: error: {exc}\n")
     return result
 
 

@@ -17,6 +17,7 @@ from audit.export import export_ndjson, terminal_progress, verify_export
 from fhir_server.audit_indexer import follow
 from fhir_server.audit_setup import existing_audit_key, load_audit_key
 from fhir_server.observability.logs import configure_logging
+from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
 
@@ -85,15 +86,13 @@ async def _checkpoint(args: argparse.Namespace) -> int:
 
 
 async def _index(args: argparse.Namespace) -> int:
-    from fhir_server.app import search_registry  # the app's imports only when indexing
-
     settings = _settings(args)
     store = store_from_uri(
         settings.store,
         mongo_database=settings.mongo_database,
         audit_key=existing_audit_key(settings) or b"",  # indexing reads; it never seals
     )
-    registry = search_registry(settings)
+    registry = SearchRegistry.configured(settings.search_parameters_dirs)
     await store.open()
     try:
         if args.follow:

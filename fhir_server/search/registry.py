@@ -122,6 +122,12 @@ class SearchRegistry:
         return cls.load()
 
     @classmethod
+    def configured(cls, extra_dirs: list[str]) -> SearchRegistry:
+        """The shipped definitions, plus ``MEDICORE_SEARCH_PARAMETERS_DIRS`` when set: the
+        server and the AuditEvent indexer process must extract alike."""
+        return cls.load(*map(Path, extra_dirs)) if extra_dirs else cls.default()
+
+    @classmethod
     def load(cls, *paths: Path) -> SearchRegistry:
         """Shipped definitions plus SearchParameter/Bundle JSON files or directories."""
         registry = cls()

@@ -356,7 +356,9 @@ def _forward(
     conn: sqlite3.Connection, inc: Include, frontier: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
     sources = [p for p in frontier if inc.source_type in ("*", p[0])]
-    target_dbs = [db_of(inc.target_type)] if inc.target_type else _DATABASES
+    reach = (inc.target_type,) if inc.target_type else inc.reachable
+    # Only the files the parameter can point into (subject never reaches an AuditEvent).
+    target_dbs = list(dict.fromkeys(db_of(t) for t in reach)) if reach else _DATABASES
     found: list[tuple[Any, ...]] = []
     for source_db, types in _groups(tuple(dict.fromkeys(t for t, _ in sources))):
         for target_db in target_dbs:
