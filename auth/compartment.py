@@ -81,25 +81,29 @@ def patient_id_of_reference(reference: Any) -> str | None:
     return None
 
 
-def compartment_patients(resource: Mapping[str, Any]) -> list[str]:
-    """The ids of every patient whose compartment `resource` is in, first seen first."""
+def _patient_ids(resource: Mapping[str, Any]) -> Iterator[str]:
+    """Patient ids `resource` is in the compartment of, repeats included, first seen first."""
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str) or resource_type not in _REFERENCE_PATHS:
-        return []
-    found: dict[str, None] = {}
+        return
     if resource_type == "Patient" and isinstance(resource.get("id"), str):
-        found[resource["id"]] = None
+        yield resource["id"]
     for path in _REFERENCE_PATHS[resource_type]:
         for ref in _walk(resource, path.split(".")):
             patient_id = patient_id_of_reference(ref)
             if patient_id is not None:
-                found[patient_id] = None
-    return list(found)
+                yield patient_id
+
+
+def compartment_patients(resource: Mapping[str, Any]) -> list[str]:
+    """The ids of every patient whose compartment `resource` is in, first seen first."""
+    return list(dict.fromkeys(_patient_ids(resource)))
 
 
 def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool:
-    """True when `resource` belongs to the compartment of Patient `patient_id`."""
-    return patient_id in compartment_patients(resource)
+    """True when `resource` belongs to the compartment of Patient `patient_id` (stops at
+    the first match: this runs for every hit of a patient-scoped search)."""
+    return any(found == patient_id for found in _patient_ids(resource))
 
 
 __all__ = [

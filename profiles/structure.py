@@ -64,4 +64,6 @@ def model_issues(resource: Any) -> list[ValidationIssue]:
     except (TypeError, ValueError, KeyError, AttributeError):
         # fhir.resources itself trips on some malformed input (e.g. an unknown contained type).
         return [ValidationIssue("error", "structure", rt, "the resource could not be parsed")]
+    except RecursionError:  # elements nested hundreds deep (e.g. extensions of extensions)
+        return [ValidationIssue("error", "too-costly", rt, "the resource is nested too deeply")]
     return []

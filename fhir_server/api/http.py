@@ -9,6 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from fhir_server.api.errors import FHIR_JSON, operation_outcome
+from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
 from fhir_server.resources.errors import Issue
 from fhir_server.resources.meta import http_date
@@ -51,7 +52,8 @@ def media_type(request: Request) -> str:
 async def read_body(request: Request) -> bytes:
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared_size = non_negative_int(declared, limit=limit + 1) if declared is not None else None
+    if declared_size is not None and declared_size > limit:
         raise errors.FhirError(413, "too-costly", f"request body over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0

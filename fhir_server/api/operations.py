@@ -16,13 +16,11 @@ from fhir_server.resources import errors
 from fhir_server.resources.amendments import check_change
 from fhir_server.resources.meta import from_json
 from fhir_server.resources.planning import check_type
+from profiles.validator import MODES
 
 router = APIRouter(
     prefix="/fhir", tags=["FHIR operations"], dependencies=[Depends(establish_caller)]
 )
-
-
-_MODES = ("create", "update", "delete")
 
 
 def _arguments(body: Any, request: Request) -> tuple[dict[str, Any] | None, str | None, str | None]:
@@ -46,8 +44,8 @@ def _arguments(body: Any, request: Request) -> tuple[dict[str, Any] | None, str 
                 profile = parameter.get("valueUri") or parameter.get("valueCanonical")
     elif isinstance(body, dict):
         resource = body
-    if mode is not None and mode not in _MODES:
-        raise errors.bad_request(f"mode must be one of {', '.join(_MODES)}", "mode")
+    if mode is not None and mode not in MODES:
+        raise errors.bad_request(f"mode must be one of {', '.join(sorted(MODES))}", "mode")
     if profile is not None and not isinstance(profile, str):
         raise errors.bad_request("profile is a canonical URL", "profile")
     if resource is not None and not isinstance(resource, dict):

@@ -19,7 +19,7 @@ from fhir_server.resources.requests import EntryUrl, parse_criteria
 from fhir_server.storage.base import StoredResource
 
 _DEFAULT_PAGE = 50
-_MAX_PAGE = 1000  # the service clamps further (MEDICORE_MAX_PAGE_SIZE)
+_ANY_PAGE = 10**9  # a sanity bound only: the service clamps to MEDICORE_MAX_PAGE_SIZE
 
 
 def _since(value: str | None) -> str | None:
@@ -36,7 +36,7 @@ def _since(value: str | None) -> str | None:
 def _count(value: str | None) -> int:
     if value is None:
         return _DEFAULT_PAGE
-    count = non_negative_int(value, limit=_MAX_PAGE)
+    count = non_negative_int(value, limit=_ANY_PAGE)
     if count is None:
         raise errors.bad_request("_count must be a non-negative integer", "_count")
     return count

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.integration.api.conftest import _client
 
 FHIR = "application/fhir+json"
 
@@ -151,3 +154,13 @@ async def test_type_and_system_history(any_client: httpx.AsyncClient) -> None:
     assert len(system["entry"]) == 4
     future = (await any_client.get("/fhir/_history?_since=2999-01-01T00:00:00Z")).json()
     assert future["entry"] == []
+
+
+async def test_history_pages_follow_the_configured_page_size(tmp_path: Path) -> None:
+    """``_count`` on history is bounded by MEDICORE_MAX_PAGE_SIZE, not a second constant."""
+    async for c in _client("sqlite", tmp_path, max_page_size=1500):
+        for n in range(1200):
+            body = {"resourceType": "Patient", "id": f"h{n}"}
+            assert (await c.put(f"/fhir/Patient/h{n}", json=body)).status_code == 201
+        page = (await c.get("/fhir/Patient/_history?_count=5000")).json()
+        assert len(page["entry"]) == 1200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -297,3 +299,25 @@ async def test_if_modified_since_in_utc_origin_unknown_form(client: httpx.AsyncC
         "/fhir/Patient/m", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 -0000"}
     )
     assert earlier.status_code == 200
+
+
+async def test_a_resource_nested_hundreds_deep_is_a_400(client: httpx.AsyncClient) -> None:
+    extension: dict[str, Any] = {"url": "http://example.org/x", "valueString": "a"}
+    for _ in range(300):
+        extension = {"url": "http://example.org/x", "extension": [extension]}
+    answer = await client.post(
+        "/fhir/Patient", json={"resourceType": "Patient", "extension": [extension]}
+    )
+    assert answer.status_code == 400
+    issue = answer.json()["issue"][0]
+    assert issue["code"] == "too-costly" and issue["expression"] == ["Patient"]
+
+
+async def test_a_content_length_that_is_not_ascii_digits(client: httpx.AsyncClient) -> None:
+    answer = await client.post(
+        "/fhir/Patient",
+        content=b'{"resourceType": "Patient"}',
+        headers={"Content-Type": b"application/fhir+json", "Content-Length": "²".encode("latin-1")},
+    )
+    # Not a size the limit can be checked against: the body is read (and bounded) as sent.
+    assert answer.status_code == 201, answer.text
