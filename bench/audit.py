@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.loadgen import LoadResult, free_port, run_load
 
@@ -81,13 +81,13 @@ def _with_children(pid: int) -> list[int]:
     return [pid, *map(int, children)]
 
 
-def _index_lag(folder: Path) -> int:
-    """Chain records recorded but not yet searchable (from the two SQLite files)."""
-    with sqlite3.connect(folder / "bench.db") as chain:
-        head = chain.execute("SELECT coalesce(max(position), 0) FROM audit").fetchone()[0]
-    with sqlite3.connect(folder / "bench.db.audit-index") as index:
-        row = index.execute("SELECT position FROM indexed").fetchone()
-    return int(head) - (int(row[0]) if row else 0)
+def _index_lag(port: int) -> int:
+    """AuditEvents recorded but not yet searchable, from the server's own metric."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "medicore_audit_index_backlog":
+            return int(family.samples[0].value)
+    raise RuntimeError("the server exposes no medicore_audit_index_backlog")
 
 
 def _seed(port: int) -> None:
@@ -138,7 +138,7 @@ async def main() -> None:
                 )
                 cpu[process.pid] += _cpu_seconds(process.pid) - before
         indexer_cpu = sum(_cpu_seconds(pid) for pid in indexer_pids) - indexer_cpu
-        lag = _index_lag(on_dir)
+        lag = _index_lag(a_port)
         a, b = _merge(on), _merge(off)
         print(
             f"read Patient, concurrency {args.concurrency}, {args.rounds} alternating rounds "
