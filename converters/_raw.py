@@ -51,10 +51,14 @@ def codec_for(charset: str) -> str | None:
         info = codecs.lookup(name)
     except LookupError:
         return None
-    # Only text encodings: bytes-to-bytes codecs (base64, hex, zlib...) and str-to-str ones
-    # (rot13) are in the same registry but cannot decode a message.
-    text_encoding = getattr(info, "_is_text_encoding", True) and info.name != "undefined"
+    # Only character sets: the same registry holds bytes-to-bytes codecs (base64, hex,
+    # zlib...), str-to-str ones (rot13) and text codecs that are not charsets (IDNA
+    # hostnames, Python escape sequences), none of which a sender's message is written in.
+    text_encoding = getattr(info, "_is_text_encoding", True) and info.name not in _NOT_CHARSETS
     return info.name if text_encoding else None
+
+
+_NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
 
 
 def _strip_bom(raw: bytes) -> tuple[bytes, bool]:
@@ -127,7 +131,7 @@ def decode_with_codec(raw: bytes, *, default_charset: str | None = None) -> tupl
         )
     try:
         text = body.decode(codec)
-    except UnicodeError as exc:  # UnicodeDecodeError, and e.g. the "undefined" codec
+    except UnicodeError as exc:  # bytes that are not text in the sender's charset
         offset = f" (offset {exc.start})" if isinstance(exc, UnicodeDecodeError) else ""
         raise ConversionError(
             f"message bytes are not valid {charset or 'UTF-8'}{offset}; "

@@ -189,9 +189,10 @@ async def test_the_writes_of_a_message_are_audited_as_the_sending_system(intake:
 
 
 async def test_a_charset_that_is_no_text_encoding_gets_ar_and_is_kept(intake: Intake) -> None:
-    """Python's codec registry also holds base64, hex, rot13, "undefined"...: as MSH-18
-    they are unsupported character sets (AR, kept for reprocessing), not a crash."""
-    for charset in ("base64", "hex", "rot13", "undefined"):
+    """Python's codec registry also holds base64, hex, rot13, "undefined", IDNA, escape
+    codecs...: as MSH-18 they are unsupported character sets (AR, kept for reprocessing)."""
+    charsets = ("base64", "hex", "rot13", "undefined", "idna", "unicode_escape")
+    for charset in charsets:
         message = (
             f"MSH|^~\\&|LAB|H|MEDICORE|MEDICORE|20240101||ADT^A01|CS-{charset}|P|2.5.1|||||"
             f"|{charset}\rPID|1||123^^^H^MR||Kim^A\r"
@@ -202,4 +203,4 @@ async def test_a_charset_that_is_no_text_encoding_gets_ar_and_is_kept(intake: In
         assert ack["MSA"][1:3] == ["AR", f"CS-{charset}"]
         assert ack["ERR"][2] == "MSH^1^18"
     listed = (await intake.http.get("/hl7/v2/failed")).json()
-    assert listed["total"] == 4
+    assert listed["total"] == len(charsets)
