@@ -15,7 +15,6 @@ for the same reason.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import sqlite_search
 from fhir_server.storage.audit_view import readable_write
 from fhir_server.storage.base import VersionWrite
+from fhir_server.storage.sqlite_files import connect, truncate_wal
 from fhir_server.storage.sqlite_schema import RESOURCE_SCHEMA
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
 # AuditEvent rids are the chain position plus this, so a search spanning both files
 # orders and pages by rid without collisions (main rids stay far below it).
 RID_BASE = 1 << 48
-_BUSY_TIMEOUT_MS = 10_000
-_CHECKPOINT_WAIT_MS = 200
-_WAL_LIMIT = 64 * 1024 * 1024
 _MAX_POSITION = 2**63 - 1
 log = logging.getLogger("medicore.audit")
 
@@ -61,12 +58,6 @@ def attach(conn: sqlite3.Connection, store_path: Path) -> None:
     conn.execute(f"ATTACH DATABASE ? AS {AUDIT_INDEX_DB}", (str(index_path(store_path)),))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    return conn
-
-
 class AuditIndexFile:
     """Brings the index file up to the chain's head, a chunk per call, from any process.
 
@@ -88,12 +79,12 @@ class AuditIndexFile:
 
     def _open(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         if self._chain is None or self._index is None:
-            index = _connect(self.path)
+            index = connect(self.path)
             index.execute("PRAGMA journal_mode=WAL")
             index.execute("PRAGMA synchronous=NORMAL")
             for statement in INDEX_SCHEMA:
                 index.execute(statement)
-            chain = _connect(self.store_path)
+            chain = connect(self.store_path)
             chain.execute("PRAGMA query_only=ON")
             self._chain, self._index = chain, index
         return self._chain, self._index
@@ -137,24 +128,8 @@ class AuditIndexFile:
                 except BaseException:
                     index.execute("ROLLBACK")
                     raise
-                self._keep_wal_small(index)
+                truncate_wal(index, self.path)  # readers held on: the next chunk tries again
                 return len(chunk.positions)
-
-    def _keep_wal_small(self, index: sqlite3.Connection) -> None:
-        # As for the store's file (``SqliteEngine.wal_limit``): readers that always hold a
-        # snapshot would otherwise keep automatic checkpoints from ever resetting the WAL.
-        try:
-            size = os.stat(f"{self.path}-wal").st_size
-        except OSError:
-            return
-        if size > _WAL_LIMIT:
-            index.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
-            try:
-                index.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                pass  # readers held on; the next chunk tries again
-            finally:
-                index.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
 import queue
 import sqlite3
 import threading
@@ -24,13 +23,12 @@ from typing import Any, TypeVar
 
 from fhir_server.storage import sqlite_audit_index, sqlite_audit_schema, sqlite_search
 from fhir_server.storage.base import ConditionalConflict, StoreError, StoreUnavailable
+from fhir_server.storage.sqlite_files import WAL_LIMIT, connect, truncate_wal
 from fhir_server.storage.sqlite_schema import CORE_SCHEMA
 
 T = TypeVar("T")
 _GROUP_LIMIT = 512  # jobs per group commit: bounds the latency one commit can add
 _READERS = 4
-_BUSY_TIMEOUT_MS = 10_000
-_CHECKPOINT_WAIT_MS = 200
 _WAL_BACKOFF_MAX = 60.0
 
 
@@ -49,7 +47,7 @@ class SqliteEngine:
     # Past this size the writer forces a checkpoint that resets the WAL: automatic
     # (passive) checkpoints never reset it while some reader or other process always
     # holds a snapshot, and the file then grows without bound ("checkpoint starvation").
-    wal_limit = 64 * 1024 * 1024
+    wal_limit = WAL_LIMIT
     wal_check_seconds = 1.0
 
     def __init__(self, path: Path | str, *, audit_key: bytes = b"") -> None:
@@ -95,10 +93,7 @@ class SqliteEngine:
         self._writer_thread.start()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        conn = connect(self.path)
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
@@ -150,23 +145,11 @@ class SqliteEngine:
         if now < self._next_wal_check:
             return
         self._next_wal_check = now + self.wal_check_seconds
-        try:
-            size = os.stat(f"{self.path}-wal").st_size
-        except OSError:
+        if self._writer is None:
             return
-        conn = self._writer
-        if size <= self.wal_limit or conn is None:
+        busy = truncate_wal(self._writer, self.path, limit=self.wal_limit)
+        if busy is None:
             return
-        # TRUNCATE (RESTART, then the file cut to zero) waits for readers of older
-        # snapshots (new readers go on) while writes wait, so it gets a short timeout.
-        conn.execute(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}")
-        try:
-            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            busy = bool(row and row[0])
-        except sqlite3.Error:
-            busy = True
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         # A snapshot held for long (e.g. an export in another process): back off, so that
         # writes are not held up by a wait at every check meanwhile.
         self._wal_backoff = min(self._wal_backoff * 2, _WAL_BACKOFF_MAX) if busy else 1.0

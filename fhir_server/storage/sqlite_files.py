@@ -1,0 +1,42 @@
+"""Connections to the SQLite files and keeping their WAL bounded (store and AuditEvent index)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_WAIT_MS = 200
+WAL_LIMIT = 64 * 1024 * 1024
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Autocommit mode (transactions are explicit), usable from the engine's threads."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def truncate_wal(conn: sqlite3.Connection, path: Path, *, limit: int = WAL_LIMIT) -> bool | None:
+    """Reset ``path``'s WAL once it is past ``limit``; True if readers of older snapshots
+    kept it from being reset, None when it was not needed.
+
+    Automatic (passive) checkpoints never reset a WAL while some reader or other process
+    always holds a snapshot, and the file then grows without bound. TRUNCATE waits for
+    readers of older snapshots (new readers go on) while writes wait, hence a short timeout.
+    """
+    try:
+        size = os.stat(f"{path}-wal").st_size
+    except OSError:
+        return None
+    if size <= limit:
+        return None
+    conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
+    try:
+        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(row and row[0])
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
