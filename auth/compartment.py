@@ -45,6 +45,29 @@ _REFERENCE_PATHS: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: resource type -> the search parameter naming the patient a resource is *about* (its
+#: subject), the rule patient-context tokens are held to. Narrower than the compartment:
+#: an Observation another patient performed is not about that patient, and a linked
+#: Patient record is not the token's patient.
+PATIENT_PARAMS: Mapping[str, str] = {
+    "Patient": "_id",
+    "Encounter": "subject",
+    "MedicationRequest": "subject",
+    "Observation": "subject",
+    "Provenance": "patient",
+    "AuditEvent": "patient",
+}
+
+
+def patient_criteria(resource_type: str, patient_id: str) -> list[tuple[str, str]] | None:
+    """Search parameters that hold when a resource of this type is about ``patient_id``
+    (None: the type is never about a patient, so patient-context tokens cannot reach it)."""
+    param = PATIENT_PARAMS.get(resource_type)
+    if param is None:
+        return None
+    return [(param, patient_id if param == "_id" else f"Patient/{patient_id}")]
+
+
 def compartment_search_params(resource_type: str) -> list[str]:
     """Search parameters that narrow a search of `resource_type` to one patient.
 
@@ -108,8 +131,10 @@ def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool
 
 __all__ = [
     "COMPARTMENT_PARAMS",
+    "PATIENT_PARAMS",
     "compartment_patients",
     "compartment_search_params",
     "in_patient_compartment",
+    "patient_criteria",
     "patient_id_of_reference",
 ]

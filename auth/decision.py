@@ -1,16 +1,12 @@
 """One access decision: token scopes ∩ role ceiling, confined to the patient compartment.
 
-How the server uses it, per interaction:
-
-1. `decide(principal, interaction, type)` before touching the store (401/403 early).
-2. For read/vread/history-instance/update/patch/delete: fetch, then
-   `decide(principal, interaction, type, resource=stored)`; for create/update also check
-   the new body. Reads outside the compartment or query restriction answer 404 (the same
-   answer as a missing id, so a 403 never tells which data exists); writes answer 403.
-3. For search and history: narrow the query with `Decision.search` (OR of constraints; an
-   empty tuple means unrestricted). `_include`/`_revinclude` hits are each checked with
-   `decide(principal, "read", type, resource=hit)` and dropped when not allowed.
-4. Batch/transaction entries: one decision per entry.
+`decide(principal, interaction, type)` says whether the interaction is allowed on the
+type at all (401/403 before the store is touched) and, when it is, the constraints every
+resource it may touch meets (`Decision.constraints`: OR of constraints, each an AND of a
+patient context and token parameters; an empty tuple means unrestricted). The server
+compiles those constraints into every query it runs for the caller and evaluates them on
+every resource it returns or writes (`fhir_server.resources.access`), so one rule decides
+searches, includes, chains, `_has`, conditional criteria, reads by id and writes.
 """
 
 from __future__ import annotations
@@ -20,10 +16,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from auth.compartment import in_patient_compartment
 from auth.errors import InvalidScope, InvalidToken
 from auth.roles import RoleCeiling, RoleTable
-from auth.scopes import ResourceScope, ScopeSet, SearchConstraint, letter_for
+from auth.scopes import ResourceScope, ScopeSet, SearchConstraint
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +76,7 @@ class Decision:
     status: int
     reason: str
     missing_scope: str | None = None
-    search: tuple[SearchConstraint, ...] = ()
+    constraints: tuple[SearchConstraint, ...] = ()
 
 
 @cache
@@ -90,8 +85,8 @@ def default_roles() -> RoleTable:
     return RoleTable.load()
 
 
-def _allow(reason: str, search: tuple[SearchConstraint, ...] = ()) -> Decision:
-    return Decision(allowed=True, status=200, reason=reason, search=search)
+def _allow(reason: str, constraints: tuple[SearchConstraint, ...] = ()) -> Decision:
+    return Decision(allowed=True, status=200, reason=reason, constraints=constraints)
 
 
 def _deny(status: int, reason: str, missing: str | None = None) -> Decision:
@@ -102,12 +97,10 @@ def decide(
     principal: Principal | None,
     interaction: str,
     resource_type: str,
-    resource: Mapping[str, Any] | None = None,
     *,
     roles: RoleTable | None = None,
 ) -> Decision:
-    """Whether `principal` may perform `interaction` on `resource_type` (and `resource`)."""
-    letter = letter_for(interaction)
+    """Whether `principal` may perform `interaction` on `resource_type`, and within what."""
     if principal is None:
         return _deny(401, "a valid bearer access token is required")
     if roles is None and principal.ceiling is not None:
@@ -117,7 +110,7 @@ def decide(
         if principal.role not in table:
             return _deny(403, "the token's role is not recognized")
         ceiling = table.ceiling(principal.role, registered=principal.registered_scopes)
-    if not ceiling.permits(interaction, resource_type, resource):
+    if not ceiling.permits(interaction, resource_type):
         return _deny(
             403, f"role {principal.role!r} does not permit {interaction} on {resource_type}"
         )
@@ -132,34 +125,25 @@ def decide(
     usable = [s for s in scopes if s.context != "patient" or principal.patient]
     if not usable:
         return _deny(403, "patient-level scopes need a patient in the launch context")
-    if resource is None:
-        if letter == "s":
-            return _allow("allowed", _constraints(usable, principal.patient))
-        return _allow("allowed before the resource is known; check again with it")
-    if any(_fits(s, resource, principal.patient) for s in usable):
-        return _allow("allowed")
-    outside = "outside the patient compartment or the scope's query restriction"
-    if letter == "r" or letter == "s":
-        return _deny(404, f"resource is {outside}; answered as not found")
-    return _deny(403, f"resource is {outside}")
+    registered = ceiling.registered_queries(interaction, resource_type)
+    return _allow("allowed", _constraints(usable, principal.patient, registered))
 
 
-def _fits(scope: ResourceScope, resource: Mapping[str, Any], patient: str | None) -> bool:
-    if not scope.matches(resource):
-        return False
-    if scope.context == "patient":
-        return patient is not None and in_patient_compartment(resource, patient)
-    return True
-
-
-def _constraints(scopes: list[ResourceScope], patient: str | None) -> tuple[SearchConstraint, ...]:
+def _constraints(
+    scopes: list[ResourceScope],
+    patient: str | None,
+    registered: tuple[tuple[tuple[str, str], ...], ...],
+) -> tuple[SearchConstraint, ...]:
+    """OR of (scope query AND registered query AND patient) over the usable scopes."""
     out: list[SearchConstraint] = []
     for s in scopes:
-        c = SearchConstraint(patient=patient if s.context == "patient" else None, query=s.query)
-        if c == SearchConstraint():
-            return ()  # one unrestricted scope makes the whole search unrestricted
-        if c not in out:
-            out.append(c)
+        for extra in registered or ((),):
+            query = tuple(dict.fromkeys((*s.query, *extra)))
+            c = SearchConstraint(patient=patient if s.context == "patient" else None, query=query)
+            if c == SearchConstraint():
+                return ()  # one unrestricted scope makes the whole decision unrestricted
+            if c not in out:
+                out.append(c)
     return tuple(out)
 
 

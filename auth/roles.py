@@ -37,16 +37,21 @@ class RoleCeiling:
     operations: frozenset[str] = frozenset()
     registered: ScopeSet | None = None  # set for registered-scopes roles
 
-    def permits(
-        self,
-        interaction: str,
-        resource_type: str,
-        resource: Mapping[str, Any] | None = None,
-    ) -> bool:
+    def permits(self, interaction: str, resource_type: str) -> bool:
         """Whether the ceiling lets this interaction through (before scopes are looked at)."""
         if self.registered is not None:
-            return self.registered.allows(interaction, resource_type, resource)
+            return bool(self.registered.granting(interaction, resource_type))
         return letter_for(interaction) in self.resources.get(resource_type, "")
+
+    def registered_queries(
+        self, interaction: str, resource_type: str
+    ) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The query restrictions of the registered scopes granting this (OR of them; ()
+        when the ceiling is a fixed table or one registered scope is unrestricted)."""
+        if self.registered is None:
+            return ()
+        queries = [s.query for s in self.registered.granting(interaction, resource_type)]
+        return () if () in queries else tuple(dict.fromkeys(queries))
 
     def accepts_context(self, context: str) -> bool:
         """Staff act as `user/` or `patient/`; registered-scopes clients only as `system/`."""

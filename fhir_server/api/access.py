@@ -37,7 +37,7 @@ async def establish_caller(request: Request) -> None:
         return
     principal = await authenticated(request)
     _identify(the_trail, principal)
-    the_trail.guard = PrincipalGuard(principal)
+    the_trail.guard = PrincipalGuard(principal, request.app.state.service.registry)
     interaction, resource_type, _ = classify(request)
     if resource_type and interaction in _TYPED:
         the_trail.guard.require(interaction, resource_type)
@@ -72,7 +72,8 @@ def guard(request: Request) -> Guard:
 
 
 def visible_entries(request: Request, bundle: dict[str, Any]) -> dict[str, Any]:
-    """Drop entries the caller may not read (includes, system history, several scopes)."""
+    """Drop the versions the caller may not read from one readable resource's history
+    (searches never need this: their query is confined in the store)."""
     the_guard = guard(request)
     if the_guard is OPEN or "entry" not in bundle:
         return bundle

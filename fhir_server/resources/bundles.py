@@ -215,6 +215,7 @@ class BundleProcessor:
                         rtype,
                         entry.if_none_exist,
                         several=at + "ifNoneExist matches several resources",
+                        creates=True,
                     )
                     if found is not None:
                         entry.target_id = found.id
@@ -239,6 +240,7 @@ class BundleProcessor:
                         rtype,
                         parse_criteria(entry.url.query),
                         several=at + "conditional update matches several resources",
+                        creates=True,
                     )
                     entry.target_id = found.id if found else id_to_create(entry.resource)
             if entry.full_url and entry.target_id and rtype:

@@ -58,6 +58,17 @@ class Outcome:
     message: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Conditional criteria looked up for the caller: the criteria as parsed (the commit
+    re-checks them over every resource), the caller's matches (at most two), and whether
+    resources the caller may not read match too."""
+
+    query: SearchQuery
+    visible: list[StoredResource]
+    hidden: bool
+
+
 @dataclass
 class Plan:
     """Writes gathered for one commit; ``pinned`` means a client named the version."""
@@ -71,7 +82,7 @@ class Plan:
     versions: dict[str, int] = field(default_factory=dict)
     # Conditional criteria looked up in this plan: key -> (query, matches). A transaction
     # resolves its ids first and plans its entries after; both see one look-up.
-    lookups: dict[str, tuple[SearchQuery, list[StoredResource]]] = field(default_factory=dict)
+    lookups: dict[str, Lookup] = field(default_factory=dict)
 
     @property
     def guard(self) -> Guard:
@@ -166,27 +177,51 @@ class Planner:
         query.criteria = tuple(kept)
         return query
 
-    async def matches(
-        self, plan: Plan, resource_type: str, criteria: Criteria
-    ) -> list[StoredResource]:
-        """Up to two current matches of ``criteria`` (looked up once per plan)."""
+    async def matches(self, plan: Plan, resource_type: str, criteria: Criteria) -> Lookup:
+        """The caller's matches of ``criteria`` (looked up once per plan): the store runs
+        them confined to what the caller may search, so no match it may not read is ever
+        returned or counted; a second, unconfined count tells whether such matches exist."""
         key = criteria_key(resource_type, criteria)
         known = plan.lookups.get(key)
         if known is None:
             query = self.criteria_query(resource_type, criteria)
-            known = (query, await self.store.count_matches(query, limit=2))
+            confined = plan.guard.confine(query)
+            visible = await self.store.count_matches(confined, limit=2)
+            hidden = False
+            if confined is not query and len(visible) < 2:
+                every = await self.store.count_matches(query, limit=2)
+                hidden = len(every) > len(visible)
+            known = Lookup(query, visible, hidden)
             plan.lookups[key] = known
-        return known[1]
+        return known
 
     async def single_match(
-        self, plan: Plan, resource_type: str, criteria: Criteria, *, several: str
+        self,
+        plan: Plan,
+        resource_type: str,
+        criteria: Criteria,
+        *,
+        several: str,
+        creates: bool = False,
     ) -> StoredResource | None:
-        """The one current match of ``criteria``, or None; a 412 saying ``several`` when
-        more than one matches (conditional interactions must not guess)."""
+        """The caller's one match of ``criteria``, or None; a 412 saying ``several`` when
+        more than one matches (conditional interactions must not guess).
+
+        ``creates``: no match makes a new resource. When only resources the caller may not
+        read match, that would be the duplicate the criteria exist to prevent, so it is
+        refused (412) without naming or returning them (docs/security.md).
+        """
         found = await self.matches(plan, resource_type, criteria)
-        if len(found) > 1:
+        if len(found.visible) > 1:
             raise errors.precondition_failed(several)
-        return found[0] if found else None
+        if found.visible:
+            return found.visible[0]
+        if creates and found.hidden:
+            raise errors.precondition_failed(
+                "the conditional criteria match a resource outside your access; nothing was"
+                " created (ask for access, or drop the condition)"
+            )
+        return None
 
     def claim(
         self, plan: Plan, resource_type: str, criteria: Criteria, resource_id: str
@@ -195,7 +230,7 @@ class Planner:
         key = criteria_key(resource_type, criteria)
         return ConditionalClaim(
             key=key,
-            query=plan.lookups[key][0],
+            query=plan.lookups[key].query,
             resource_type=resource_type,
             id=resource_id,
         )
@@ -249,6 +284,7 @@ class Planner:
                 resource_type,
                 if_none_exist,
                 several="If-None-Exist criteria match several resources",
+                creates=True,
             )
             if found is not None:
                 return plan.note("create", Outcome(200, found), resource)
@@ -349,6 +385,7 @@ class Planner:
             resource_type,
             criteria,
             several="the conditional update criteria match several resources",
+            creates=True,
         )
         body_id = resource.get("id")
         if found is not None:

@@ -133,6 +133,7 @@ class ResourceService:
         since: str | None,
         count: int,
         cursor: str | None,
+        types: tuple[str, ...] | None = None,
     ) -> HistoryPage:
         """Versions newest first. For an instance, the caller has already read it with
         ``read_any`` (404 when unknown), as it needs it for the access check."""
@@ -145,6 +146,7 @@ class ResourceService:
                 since=since,
                 count=max(1, min(count, self.max_count)),
                 cursor=cursor,
+                types=types,
             )
         )
 

@@ -20,6 +20,10 @@ TOKEN, TEXT, STRING, DATE, NUMBER, REFERENCE, URI = (
     "uri",
 )
 COMPOSITE, ID, MISSING, CHAIN, HAS = "composite", "id", "missing", "chain", "has"
+# Combinators access rules are built of (``search.access``); the parser never makes them.
+# ALL: values are criteria, all must hold. ANY: values are alternatives (tuples of
+# criteria AND-ed), one must hold; no alternative matches nothing. TYPE: values are types.
+ALL, ANY, TYPE = "all", "any", "type"
 
 # Result parameters: they shape the answer, never select resources.
 RESULT_PARAMS = frozenset(
@@ -130,6 +134,7 @@ class Include:
     target_type: str | None = None
     iterate: bool = False
     reachable: tuple[str, ...] = ()  # types the parameter can point at; () for any
+    access: Criterion | None = None  # what an included row must meet (the caller's rules)
 
     def may_reach(self, resource_type: str) -> bool:
         if self.target_type is not None:
@@ -249,4 +254,8 @@ def reaches(criterion: Criterion, resource_type: str) -> bool:
     if criterion.kind == HAS:
         has: HasValue = criterion.values[0]
         return has.source_type == resource_type or reaches(has.inner, resource_type)
+    if criterion.kind == ALL:
+        return any(reaches(c, resource_type) for c in criterion.values)
+    if criterion.kind == ANY:
+        return any(reaches(c, resource_type) for alt in criterion.values for c in alt)
     return False

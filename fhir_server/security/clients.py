@@ -31,6 +31,9 @@ from fhir_server.security.context import SecurityContext
 from fhir_server.security.jwks_fetch import JwksUnavailable, https_or_loopback
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+OPERATOR_CLIENT_ID = "medicore-cli"
+"""The `client_id` of tokens `medicore token` prints: a built-in public client, never a
+registered one (`fhir_server.security.operator_tokens`)."""
 
 
 class ClientConfigError(ConfigError):
@@ -51,6 +54,8 @@ def client_record(
     """Validate a registration and return the record to store (`ClientConfigError` if bad)."""
     if not _CLIENT_ID.fullmatch(client_id):
         raise ClientConfigError("client_id", "use letters, digits, '.', '_', ':' or '-'")
+    if client_id == OPERATOR_CLIENT_ID:
+        raise ClientConfigError("client_id", "reserved for the tokens of `medicore token`")
     if jwks is not None and jwks_url is not None:
         raise ClientConfigError("jwks", "give a JWKS or a JWKS URL, not both")
     try:
@@ -175,6 +180,7 @@ async def authenticate_client(
 
 __all__ = [
     "ASSERTION_TYPE",
+    "OPERATOR_CLIENT_ID",
     "CallingClient",
     "ClientConfigError",
     "authenticate_client",

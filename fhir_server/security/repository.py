@@ -8,6 +8,8 @@ Kinds and keys:
     auth_code     sha256(code)      the pending authorization grant
     auth_refresh  sha256(token)     the refresh grant
     auth_revoked  jti | "code:<h>" | "refresh:<h>"   {exp}: revoked or consumed
+    auth_issued   jti               {exp, iat, sub, client_id, scope}: tokens `medicore token`
+                                    printed, so an operator can revoke one by its jti
 
 One-time use (codes, refresh-token rotation, assertion jti) relies only on the store's
 insert-if-absent, so it holds across workers and hosts. Secrets are stored hashed.
@@ -23,15 +25,16 @@ from typing import Any
 
 from fhir_server.storage.base import RecordExists, RecordWrite, Store, WriteBatch
 
-USER, CLIENT, JTI, CODE, REFRESH, REVOKED = (
+USER, CLIENT, JTI, CODE, REFRESH, REVOKED, ISSUED = (
     "auth_user",
     "auth_client",
     "auth_jti",
     "auth_code",
     "auth_refresh",
     "auth_revoked",
+    "auth_issued",
 )
-_EXPIRING = (JTI, CODE, REFRESH, REVOKED)
+_EXPIRING = (JTI, CODE, REFRESH, REVOKED, ISSUED)
 _PURGE_CHANCE = 0.01
 
 
@@ -122,6 +125,14 @@ class AuthRepository:
 
     async def is_revoked(self, jti: str) -> bool:
         return await self.store.get_record(REVOKED, jti) is not None
+
+    # operator-issued tokens (`medicore token`) -------------------------------------
+    async def record_issued(self, jti: str, doc: dict[str, Any]) -> None:
+        """Remember a token the operator command printed (its jti is random: never taken)."""
+        await self._put(ISSUED, jti, doc, new=True)
+
+    async def get_issued(self, jti: str) -> dict[str, Any] | None:
+        return await self.store.get_record(ISSUED, jti)
 
     # housekeeping ------------------------------------------------------------------
     async def purge_expired(

@@ -159,8 +159,10 @@ class Store(Protocol):
         since: str | None = None,
         count: int = 50,
         cursor: str | None = None,
+        types: tuple[str, ...] | None = None,
     ) -> HistoryPage:
-        """Versions newest first; ``cursor`` comes from a previous page's ``next_cursor``."""
+        """Versions newest first; ``cursor`` comes from a previous page's ``next_cursor``;
+        ``types``: only versions of these types (None: any)."""
 
     async def search(self, query: SearchQuery) -> SearchResult: ...
 

@@ -111,12 +111,15 @@ class MongoStore(MongoAuditSink):
         since: str | None = None,
         count: int = 50,
         cursor: str | None = None,
+        types: tuple[str, ...] | None = None,
     ) -> HistoryPage:
         query: dict[str, Any] = {}
         if resource_type is not None:
             query["type"] = resource_type
         if resource_id is not None:
             query["id"] = resource_id
+        if types is not None:
+            query.setdefault("$and", []).append({"type": {"$in": list(types)}})
         if since is not None:
             query["lastUpdated"] = {"$gte": since}
         if cursor is not None:

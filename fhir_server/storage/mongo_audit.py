@@ -3,6 +3,11 @@
 A batch is sealed after the newest record and inserted; a writer that raced it collides
 on the unique ``_id`` and re-plans (inside a transaction on a replica set). AuditEvents
 are made searchable as resources in the background (``index_audit``).
+
+A document holds ``_id``, ``event_id``, ``recorded``, ``prev_hash``, ``hash``, ``event``
+(JSON text) and ``layout`` (absent in documents from before layout 2: those are layout
+1); ``audit.layout`` says what the hash covers. Fields other than these are read by
+nothing (search, export, verify), so none can change what MediCore reports.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 
-from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead
+from audit.chain import EMPTY_HEAD, LEGACY_LAYOUT, ChainedRecord, ChainHead
 from audit.events import fhir_instant
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage import mongo_search
@@ -25,19 +30,36 @@ _DUPLICATE_KEY = 11000  # MongoDB's error code for a duplicate key
 
 
 async def audit_head(db: Any, session: Any) -> ChainHead:
+    """The newest record; a hash that is not text (a forged document) is sealed after as text."""
     newest = await db.audit.find({}, session=session).sort("_id", DESCENDING).to_list(1)
-    return ChainHead(newest[0]["_id"], newest[0]["hash"]) if newest else EMPTY_HEAD
+    return ChainHead(newest[0]["_id"], str(newest[0].get("hash"))) if newest else EMPTY_HEAD
 
 
-def audit_doc(record: ChainedRecord, event: dict[str, Any]) -> dict[str, Any]:
+def audit_doc(record: ChainedRecord) -> dict[str, Any]:
+    """The document of one sealed record: its columns exactly as sealed."""
     return {
         "_id": record.position,
-        "event_id": event["id"],
-        "recorded": event["recorded"],
+        "event_id": record.event_id,
+        "recorded": record.recorded,
         "prev_hash": record.prev_hash,
         "hash": record.hash,
         "event": record.event_json.decode(),
+        "layout": record.layout,
     }
+
+
+def chained_record(doc: dict[str, Any]) -> ChainedRecord:
+    """A stored document as the chain check reads it; odd field types fail their seal."""
+    event = doc.get("event")
+    return ChainedRecord(
+        position=doc["_id"],
+        prev_hash=doc.get("prev_hash", ""),  # a missing or odd field fails the seal
+        hash=doc.get("hash", ""),
+        event_json=event.encode() if isinstance(event, str) else b"",
+        event_id=doc.get("event_id"),
+        recorded=doc.get("recorded"),
+        layout=doc.get("layout", LEGACY_LAYOUT),
+    )
 
 
 def audit_resource_doc(doc: dict[str, Any], registry: SearchRegistry) -> dict[str, Any] | None:
@@ -85,12 +107,7 @@ class MongoAuditSink:
             async with mapped_errors():
                 page = await self.db.audit.find(query).sort("_id", ASCENDING).to_list(1000)
             for doc in page:
-                yield ChainedRecord(
-                    position=doc["_id"],
-                    prev_hash=doc["prev_hash"],
-                    hash=doc["hash"],
-                    event_json=doc["event"].encode(),
-                )
+                yield chained_record(doc)
             if len(page) < 1000:
                 return
             position = page[-1]["_id"] + 1

@@ -52,7 +52,7 @@ class Commit:
         """Seal after the newest record; a racing writer makes the insert collide."""
         head = await audit_head(self.db, self.session)
         records = seal_batch(events, head=head, key=self.audit_key)
-        docs = [audit_doc(r, e) for r, e in zip(records, events, strict=True)]
+        docs = [audit_doc(r) for r in records]
         event_ids = [d["event_id"] for d in docs]
         audit = self.db.audit
         try:

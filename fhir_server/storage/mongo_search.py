@@ -14,6 +14,7 @@ from fhir_server.search.query import MAX_INCLUDED, Cursor, Include, SearchQuery
 from fhir_server.storage.base import SearchResult, StoredResource
 from fhir_server.storage.mongo_search_filter import (
     SEP,
+    criterion_filter,
     field_name,
     query_filter,
     ref_keys,
@@ -209,7 +210,9 @@ async def _forward(db: Any, inc: Include, frontier: list[dict[str, Any]]) -> lis
                 ids.add(f"{rtype}/{rid}")
     if not ids:
         return []
-    filt = {"_id": {"$in": sorted(ids)}, "deleted": False}
+    filt: dict[str, Any] = {"_id": {"$in": sorted(ids)}, "deleted": False}
+    if inc.access is not None:  # the caller's rule on included rows, in the query
+        filt = {"$and": [filt, await criterion_filter(db, inc.access)]}
     cursor = db["resources"].find(filt, _PROJECTION).limit(MAX_INCLUDED)
     return [d async for d in cursor]
 
@@ -228,5 +231,7 @@ async def _reverse(db: Any, inc: Include, frontier: list[dict[str, Any]]) -> lis
     filt: dict[str, Any] = {"$and": [clause, {"deleted": False}]}
     if inc.source_type != "*":
         filt["$and"].append({"type": inc.source_type})
+    if inc.access is not None:
+        filt["$and"].append(await criterion_filter(db, inc.access))
     cursor = db["resources"].find(filt, _PROJECTION).limit(MAX_INCLUDED)
     return [d async for d in cursor]

@@ -13,6 +13,8 @@ from typing import Any
 from fhir_server.search.compare import Condition, date_condition, number_condition
 from fhir_server.search.errors import SearchError
 from fhir_server.search.query import (
+    ALL,
+    ANY,
     CHAIN,
     COMPOSITE,
     DATE,
@@ -25,6 +27,7 @@ from fhir_server.search.query import (
     STRING,
     TEXT,
     TOKEN,
+    TYPE,
     URI,
     ChainValue,
     CompositeValue,
@@ -160,6 +163,13 @@ async def criterion_filter(db: Any, criterion: Criterion) -> dict[str, Any]:
     kind = criterion.kind
     if kind == ID:
         return {"id": {"$in": list(criterion.values)}}
+    if kind == TYPE:
+        return {"type": {"$in": list(criterion.values)}}
+    if kind == ALL:
+        return await _all_filter(db, criterion.values)
+    if kind == ANY:
+        ors = [await _all_filter(db, alternative) for alternative in criterion.values]
+        return {"$or": ors} if ors else {"_id": {"$in": []}}
     if kind == MISSING:
         present = {"idx.pr": criterion.param}
         return {"$nor": [present]} if criterion.values[0] else present
@@ -172,6 +182,11 @@ async def criterion_filter(db: Any, criterion: Criterion) -> dict[str, Any]:
         return {"idx.tk": {"$nin": keys}}
     clauses = [value_clause(kind, criterion.param, v) for v in criterion.values]
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
+
+
+async def _all_filter(db: Any, criteria: tuple[Criterion, ...]) -> dict[str, Any]:
+    clauses = [await criterion_filter(db, c) for c in criteria]
+    return {"$and": clauses} if clauses else {}
 
 
 async def query_filter(

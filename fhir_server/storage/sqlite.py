@@ -89,6 +89,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
         since: str | None = None,
         count: int = 50,
         cursor: str | None = None,
+        types: tuple[str, ...] | None = None,
     ) -> HistoryPage:
         clauses: list[str] = []
         args: list[Any] = []
@@ -98,6 +99,9 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
         if resource_id is not None:
             clauses.append("id=?")
             args.append(resource_id)
+        if types is not None:
+            clauses.append(f"rtype IN ({','.join('?' * len(types))})" if types else "0")
+            args.extend(types)
         if since is not None:
             clauses.append("last_updated>=?")
             args.append(since)

@@ -25,22 +25,23 @@ from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
-ALONE_LIMIT = 500  # events one statement appends: 3,001 bound values (limit: 32,766)
+ALONE_LIMIT = 500  # events one statement appends: 3,501 bound values (limit: 32,766)
 _ALONE_ATTEMPTS = 20  # other processes appending in between: seal again, this many times
-_COLUMNS = "(position, event_id, recorded, prev_hash, hash, event)"
+# Every column of a record; ``audit.layout`` says what its hash covers.
+_COLUMNS = "(position, event_id, recorded, prev_hash, hash, event, layout)"
+_ROW = "(?,?,?,?,?,?,?)"
 
 
 def head(conn: sqlite3.Connection) -> ChainHead:
+    """The newest record; a hash that is not text (a forged row) is sealed after as text."""
     row = conn.execute("SELECT position, hash FROM audit ORDER BY position DESC LIMIT 1").fetchone()
-    return ChainHead(row[0], row[1]) if row else EMPTY_HEAD
+    return ChainHead(row[0], str(row[1])) if row else EMPTY_HEAD
 
 
 def append(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], *, key: bytes) -> ChainHead:
     """Seal ``events`` after the current head and insert them (inside the caller's tx)."""
     records = seal_batch(events, head=head(conn), key=key)
-    conn.executemany(
-        f"INSERT INTO audit {_COLUMNS} VALUES (?, ?, ?, ?, ?, ?)", _rows(records, events)
-    )
+    conn.executemany(f"INSERT INTO audit {_COLUMNS} VALUES {_ROW}", _rows(records))
     return _last(records)
 
 
@@ -62,12 +63,12 @@ def append_alone(
     current = known_head or head(conn)
     for _ in range(_ALONE_ATTEMPTS):
         records = seal_batch(events, head=current, key=key)
-        values = ",".join(["(?,?,?,?,?,?)"] * len(records))
+        values = ",".join([_ROW] * len(records))
         expected = f"{current.position} {current.hash}" if current.position else ""
         inserted = conn.execute(
             f"INSERT INTO audit {_COLUMNS} SELECT * FROM (VALUES {values}) WHERE coalesce("
             "(SELECT position || ' ' || hash FROM audit ORDER BY position DESC LIMIT 1), '') = ?",
-            [*(v for row in _rows(records, events) for v in row), expected],
+            [*(v for row in _rows(records) for v in row), expected],
         ).rowcount
         if inserted == len(records):
             return _last(records)
@@ -76,10 +77,11 @@ def append_alone(
     raise StoreUnavailable("the audit chain head cannot be extended")
 
 
-def _rows(records: list[ChainedRecord], events: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+def _rows(records: list[ChainedRecord]) -> list[tuple[Any, ...]]:
+    """The columns exactly as sealed: what is stored is what the hash covers."""
     return [
-        (r.position, e["id"], e["recorded"], r.prev_hash, r.hash, r.event_json)
-        for r, e in zip(records, events, strict=True)
+        (r.position, r.event_id, r.recorded, r.prev_hash, r.hash, r.event_json, r.layout)
+        for r in records
     ]
 
 
@@ -90,15 +92,26 @@ def _last(records: list[ChainedRecord]) -> ChainHead:
 def rows(
     conn: sqlite3.Connection, *, start: int, stop: int | None, limit: int
 ) -> list[ChainedRecord]:
-    sql = "SELECT position, prev_hash, hash, event FROM audit WHERE position>=?"
+    sql = (
+        "SELECT position, prev_hash, hash, event, event_id, recorded, layout"
+        " FROM audit WHERE position>=?"
+    )
     args: list[Any] = [start]
     if stop is not None:
         sql += " AND position<=?"
         args.append(stop)
     sql += " ORDER BY position LIMIT ?"
     return [
-        ChainedRecord(position=p, prev_hash=prev, hash=h, event_json=as_bytes(event))
-        for p, prev, h, event in conn.execute(sql, (*args, limit))
+        ChainedRecord(
+            position=p,
+            prev_hash=prev,
+            hash=h,
+            event_json=as_bytes(event),
+            event_id=event_id,
+            recorded=recorded,
+            layout=layout,
+        )
+        for p, prev, h, event, event_id, recorded, layout in conn.execute(sql, (*args, limit))
     ]
 
 

@@ -83,6 +83,7 @@ class SqliteEngine:
                 *sqlite_audit_schema.AUDIT_SCHEMA,
             ):
                 conn.execute(statement)
+            sqlite_audit_schema.add_layout_column(conn)
             self.audit_index.create()  # before any reader attaches it
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc

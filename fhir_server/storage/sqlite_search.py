@@ -18,6 +18,7 @@ from fhir_server.search.query import MAX_INCLUDED, TOKEN, Cursor, Include, Searc
 from fhir_server.storage.base import SearchResult, StoredResource
 from fhir_server.storage.sqlite_search_sql import (
     AUDIT_INDEX_DB,
+    criterion_sql,
     db_of,
     json_path,
     token_sql,
@@ -369,7 +370,8 @@ def _forward(
                 " ON t.rtype = x.rtype AND t.id = x.ref_id AND t.deleted = 0"
             )
             filters = {"x.param": _named(inc.param), "t.rtype": inc.target_type}
-            found += _linked(conn, [p for p in sources if p[0] in types], "t", joins, filters)
+            pairs = [p for p in sources if p[0] in types]
+            found += _linked(conn, pairs, "t", joins, filters, _access(inc, "t", target_db))
     return found
 
 
@@ -384,8 +386,13 @@ def _reverse(
             f" JOIN {source_db}resource s ON s.rid = x.rid AND s.deleted = 0"
         )
         filters = {"s.rtype": source_type, "x.param": _named(inc.param), "x.rtype": inc.target_type}
-        found += _linked(conn, frontier, "s", joins, filters)
+        found += _linked(conn, frontier, "s", joins, filters, _access(inc, "s", source_db))
     return found
+
+
+def _access(inc: Include, alias: str, db: str) -> tuple[str, list[Any]] | None:
+    """The caller's rule on included rows, in the query (never a filter on the page)."""
+    return None if inc.access is None else criterion_sql(inc.access, alias, db, driver=False)
 
 
 def _named(value: str) -> str | None:
@@ -398,6 +405,7 @@ def _linked(
     alias: str,
     joins: str,
     filters: dict[str, str | None],
+    access: tuple[str, list[Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Rows of ``alias`` joined to the frontier ``f(rtype, id)``, given as a VALUES list.
 
@@ -408,7 +416,12 @@ def _linked(
         return []
     args: list[Any] = [v for pair in frontier for v in pair]
     wanted = {column: value for column, value in filters.items() if value}
-    where = " AND ".join(f"{column} = ?" for column in wanted)
+    conditions = [f"{column} = ?" for column in wanted]
+    condition_args: list[Any] = list(wanted.values())
+    if access is not None:
+        conditions.append(access[0])
+        condition_args += access[1]
+    where = " AND ".join(conditions)
     rows = ",".join("(?,?)" for _ in frontier)
     columns = ", ".join(f"{alias}.{c}" for c in ("rtype", "id", "version", "last_updated", "body"))
     sql = (
@@ -416,4 +429,4 @@ def _linked(
         + (f" WHERE {where}" if where else "")
         + " LIMIT ?"
     )
-    return conn.execute(sql, [*args, *wanted.values(), MAX_INCLUDED]).fetchall()
+    return conn.execute(sql, [*args, *condition_args, MAX_INCLUDED]).fetchall()

@@ -6,6 +6,8 @@ from typing import Any
 
 from fhir_server.search.compare import Condition, date_condition, number_condition
 from fhir_server.search.query import (
+    ALL,
+    ANY,
     CHAIN,
     COMPOSITE,
     DATE,
@@ -18,6 +20,7 @@ from fhir_server.search.query import (
     STRING,
     TEXT,
     TOKEN,
+    TYPE,
     URI,
     ChainValue,
     CompositeValue,
@@ -153,6 +156,17 @@ def criterion_sql(criterion: Criterion, alias: str, db: str, *, driver: bool = T
     if kind == ID:
         marks = ",".join("?" * len(criterion.values))
         return f"{alias}.id IN ({marks})", list(criterion.values)
+    if kind == TYPE:
+        marks = ",".join("?" * len(criterion.values))
+        return f"{alias}.rtype IN ({marks})", list(criterion.values)
+    if kind == ALL:
+        return _all_sql(criterion.values, alias, db)
+    if kind == ANY:
+        alternatives = [_all_sql(alternative, alias, db) for alternative in criterion.values]
+        if not alternatives:
+            return "0", []
+        sql = " OR ".join(part for part, _ in alternatives)
+        return f"({sql})", [a for _, args in alternatives for a in args]
     if kind == MISSING:
         exists = "json_type(doc, ?) IS NOT NULL"
         sql = f"{alias}.rid IN (SELECT rid FROM {db}idx_sort WHERE {exists})"
@@ -178,6 +192,14 @@ def criterion_sql(criterion: Criterion, alias: str, db: str, *, driver: bool = T
         f" WHERE rid = {alias}.rid AND param = ? AND ({' OR '.join(ors)})"
     )
     return f"{'NOT ' if criterion.negate else ''}EXISTS ({probe})", args
+
+
+def _all_sql(criteria: tuple[Criterion, ...], alias: str, db: str) -> Sql:
+    """Every criterion holds (per-row probes: an access rule never drives the query)."""
+    parts = [criterion_sql(c, alias, db, driver=False) for c in criteria]
+    if not parts:
+        return "1", []
+    return "(" + " AND ".join(sql for sql, _ in parts) + ")", [a for _, args in parts for a in args]
 
 
 def _chain_sql(criterion: Criterion, alias: str, db: str) -> Sql:

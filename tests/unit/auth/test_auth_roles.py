@@ -144,8 +144,7 @@ def test_scope_context_must_fit_the_role(role: str, scopes: str, allowed: bool):
         patient="p1",
         registered_scopes=ScopeSet.parse("system/Patient.rs"),
     )
-    body = {"resourceType": "Patient", "id": "p1"}
-    assert decide(p, "read", "Patient", body).allowed is allowed
+    assert decide(p, "read", "Patient").allowed is allowed
     assert (
         bool(
             RoleTable.load()
