@@ -1,9 +1,11 @@
-"""Operator commands for the token service: `clients add`, `users add`, `token`, `keys rotate`.
+"""Operator commands for the token service: `clients add`, `users add`, `token`,
+`tokens revoke`, `keys rotate`.
 
 They open the same store (`--store` / `MEDICORE_STORE`) and key directory
 (`MEDICORE_KEYS_DIR`) as `medicore serve` run from the same directory, so a token
-printed here verifies on that server. Exit codes: 0 done, 1 refused or not found,
-2 invalid input. Messages go to stderr; `token` prints the token as its last line.
+printed here verifies on that server, and a revocation made here is refused by it on
+the token's next use. Exit codes: 0 done, 1 refused or not found, 2 invalid input.
+Messages go to stderr; `token` prints the token as its last line (its jti on stderr).
 """
 
 from __future__ import annotations
@@ -13,26 +15,27 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from auth.errors import AuthError, InvalidScope
-from auth.scopes import ScopeSet
-from auth.tokens import MAX_ACCESS_LIFETIME, issue_access_token
-from fhir_server.security.clients import ClientConfigError, client_record
+from auth.tokens import MAX_ACCESS_LIFETIME
+from fhir_server.security.clients import OPERATOR_CLIENT_ID, ClientConfigError, client_record
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.demo import ProductionRefused, refuse_in_production
+from fhir_server.security.operator_tokens import (
+    OperatorRefused,
+    issue_operator_token,
+    revoke_as_operator,
+)
 from fhir_server.security.settings import SecuritySettings
 from fhir_server.security.users import UserConfigError, user_record
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
 from fhir_server.storage.base import RecordExists, StoreError
 
-CLI_CLIENT_ID = "medicore-cli"
-
-
-class _Refused(Exception):
-    """A command-level refusal: message to stderr, exit code 1."""
+CLI_CLIENT_ID = OPERATOR_CLIENT_ID
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -61,7 +64,7 @@ def _run(args: argparse.Namespace, work: Callable[[SecurityContext], Awaitable[i
     except InvalidScope as exc:
         print(f"error: scope {exc.scope!r}: {exc.reason}", file=sys.stderr)
         return 2
-    except (ProductionRefused, _Refused, RecordExists) as exc:
+    except (ProductionRefused, OperatorRefused, RecordExists) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (AuthError, StoreError, OSError) as exc:
@@ -133,30 +136,39 @@ def _users_add(args: argparse.Namespace) -> int:
 # token --------------------------------------------------------------------------------
 def _token(args: argparse.Namespace) -> int:
     async def work(ctx: SecurityContext) -> int:
-        requested = ScopeSet.parse(args.scope)
-        user = await ctx.repo.get_user(args.user)
-        if user is None or not user.get("active", True):
-            raise _Refused(f"no active user {args.user!r}")
-        role = str(user["role"])
-        granted = ctx.roles.ceiling(role).clamp(requested)
-        if requested.resource_scopes and not granted.resource_scopes:
-            raise _Refused(f"role {role!r} permits none of the requested scopes")
-        lifetime = min(args.lifetime or ctx.settings.access_token_lifetime, MAX_ACCESS_LIFETIME)
-        issued = issue_access_token(
-            ctx.keys,
-            issuer=ctx.issuer,
-            audience=ctx.fhir_base,
-            subject=args.user,
-            client_id=CLI_CLIENT_ID,
-            scope=str(granted),
-            role=role,
+        issued = await issue_operator_token(
+            ctx,
+            username=args.user,
+            scope=args.scope,
             patient=args.patient,
-            fhir_user=user.get("fhir_user"),
-            lifetime=lifetime,
+            lifetime=args.lifetime,
         )
-        print(f"scope: {granted}", file=sys.stderr)
+        print(f"scope: {issued.claims['scope']}", file=sys.stderr)
         print(f"expires_in: {issued.expires_in}", file=sys.stderr)
+        print(f"jti: {issued.jti}", file=sys.stderr)
         print(issued.token)
+        return 0
+
+    return _run(args, work)
+
+
+# tokens revoke ------------------------------------------------------------------------
+def _tokens_revoke(args: argparse.Namespace) -> int:
+    value = sys.stdin.readline().strip() if args.token == "-" else args.token
+
+    async def work(ctx: SecurityContext) -> int:
+        done = await revoke_as_operator(ctx, value)
+        whose = f" of {done.subject}" if done.subject else ""
+        jti = f" (jti {done.jti})" if done.jti else ""
+        until = datetime.fromtimestamp(done.expires_at, UTC).isoformat()
+        print(f"revoked {done.kind}{jti}{whose}; refused until it expires, {until}")
+        if done.kind == "access token" and not done.recorded:
+            print(
+                "warning: `medicore token` has no record of this jti (an app's token, an "
+                "older one, or a typo); it is refused anyway for the next "
+                f"{MAX_ACCESS_LIFETIME} s, longer than any token of this server lives",
+                file=sys.stderr,
+            )
         return 0
 
     return _run(args, work)
@@ -173,7 +185,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add `clients`, `users`, `token` and `keys` to the `medicore` command."""
+    """Add `clients`, `users`, `token`, `tokens` and `keys` to the `medicore` command."""
     clients = commands.add_parser("clients", help="manage OAuth clients")
     clients_sub = clients.add_subparsers(dest="clients_command", required=True)
     add = clients_sub.add_parser("add", help="register a system client or SMART app")
@@ -218,6 +230,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     token.add_argument("--lifetime", type=int, help=f"seconds (max {MAX_ACCESS_LIFETIME})")
     _store_flag(token)
     token.set_defaults(handler=_token, production_refused="medicore token")
+
+    tokens = commands.add_parser("tokens", help="revoke access and refresh tokens")
+    tokens_sub = tokens.add_subparsers(dest="tokens_command", required=True)
+    revoke = tokens_sub.add_parser(
+        "revoke", help="revoke a token at once on every server of this store (any client's)"
+    )
+    revoke.add_argument(
+        "token",
+        metavar="TOKEN_OR_JTI",
+        help="an access token, a refresh token, or an access token's jti (as `medicore token` "
+        "printed it); '-' reads it from stdin, which keeps it out of the process list",
+    )
+    _store_flag(revoke)
+    revoke.set_defaults(handler=_tokens_revoke)
 
     keys_cmd = commands.add_parser("keys", help="manage the server's signing keys")
     keys_sub = keys_cmd.add_subparsers(dest="keys_command", required=True)

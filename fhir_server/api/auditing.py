@@ -1,4 +1,5 @@
-"""Per-request audit: every access under /fhir leaves an AuditEvent, allowed or not."""
+"""Per-request audit: every access under /fhir leaves an AuditEvent, allowed or not; so do
+the token service's calls and refusals under /auth."""
 
 from __future__ import annotations
 
@@ -37,7 +38,10 @@ def classify(request: Request) -> tuple[str, str | None, str | None]:
 
 
 def is_audited(path: str) -> bool:
-    """FHIR requests, and the HL7 routes (their dead letters hold raw messages)."""
+    """FHIR requests, the HL7 routes (their dead letters hold raw messages) and the token
+    service's (an unknown /auth route is a probe of the door, audited like a refusal)."""
+    if path == "/auth" or path.startswith("/auth/"):
+        return True
     return path.startswith(("/fhir", "/hl7/")) and not _UNAUDITED.match(path)
 
 
@@ -61,9 +65,13 @@ def trail(request: Request) -> AuditTrail:
 
 
 def raw_query(request: Request) -> str:
-    """The request as BALP wants it in ``entity[query]`` (it is base64-encoded there)."""
-    query = request.url.query
-    return f"{request.method} {request.url.path}{'?' + query if query else ''}"
+    """The request as BALP wants it in ``entity[query]`` (it is base64-encoded there).
+
+    Under /auth the query string is left out: it may carry a code or a token.
+    """
+    path = request.url.path
+    query = "" if path == "/auth" or path.startswith("/auth/") else request.url.query
+    return f"{request.method} {path}{'?' + query if query else ''}"
 
 
 async def commit(request: Request) -> None:
@@ -136,10 +144,11 @@ async def record_authentication(
     client_id: str | None = None,
     roles: tuple[str, ...] = (),
     description: str = "",
+    denied: bool = False,
 ) -> None:
-    """An AuditEvent for a token issued or refused, or a staff login (BALP's
-    authentication events); it is durable before the answer leaves."""
+    """An AuditEvent for a token issued, revoked or introspected (or refused), or a staff
+    login (BALP's authentication events); it is durable before the answer leaves."""
     the_trail = trail(request)
     the_trail.identify(user_id=user_id, client_id=client_id, roles=roles)
-    the_trail.add(interaction, status=status, description=description)
+    the_trail.add(interaction, status=status, description=description, denied=denied)
     await commit(request)

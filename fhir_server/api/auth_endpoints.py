@@ -13,6 +13,14 @@ from starlette.responses import RedirectResponse, Response
 from auth.errors import OAuthError
 from auth.tokens import unverified_parts
 from fhir_server.api.auditing import record_authentication
+from fhir_server.api.auth_audit import (
+    Who,
+    claimed,
+    of_client,
+    of_introspector,
+    record_call,
+    record_refusal,
+)
 from fhir_server.api.auth_login import error_page, login_page
 from fhir_server.api.http import base_url, media_type
 from fhir_server.security.authenticate import challenge
@@ -26,7 +34,13 @@ from fhir_server.security.authorize import (
 )
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.grants import token_request
-from fhir_server.security.revocation import authorize_introspection, introspect, revoke
+from fhir_server.security.revocation import (
+    introspect,
+    introspection_scope,
+    introspector,
+    revoke,
+    revoking_client,
+)
 from fhir_server.security.smart import endpoints, smart_configuration
 
 router = APIRouter(tags=["SMART authorization"])
@@ -120,26 +134,43 @@ async def token(request: Request) -> Response:
 
 @router.post("/auth/revoke")
 async def revoke_token(request: Request) -> Response:
+    ctx = _ctx(request)
+    form: dict[str, str] = {}
+    who = Who()
     try:
-        await revoke(_ctx(request), await _form(request), token_url=_token_url(request))
+        form = await _form(request)
+        who = claimed(form)
+        caller = await revoking_client(ctx, form, token_url=_token_url(request))
+        who = of_client(caller)
+        done = await revoke(ctx, caller, form.get("token"))
     except OAuthError as exc:
+        await record_refusal(request, "token-revoke", who, exc)
         return _oauth_error(exc)
+    await record_call(request, "token-revoke", who, description=done)
     return Response(status_code=200, headers=_NO_STORE)
 
 
 @router.post("/auth/introspect")
 async def introspect_token(request: Request) -> Response:
     ctx = _ctx(request)
+    who = Who()
     try:
         form = await _form(request)
-        only = await authorize_introspection(
+        who = claimed(form)
+        caller = await introspector(
             ctx, form, token_url=_token_url(request), bearer=_bearer(request)
         )
+        who = of_introspector(caller)
+        only = introspection_scope(ctx, caller)
         if not form.get("token"):
             raise OAuthError("invalid_request", "token is required", 400)
     except OAuthError as exc:
+        await record_refusal(request, "token-introspect", who, exc)
         return _oauth_error(exc)
-    return _json(await introspect(ctx, form["token"], only_client=only))
+    answer = await introspect(ctx, form["token"], only_client=only)
+    state = "token active" if answer["active"] else "token inactive"
+    await record_call(request, "token-introspect", who, description=state)
+    return _json(answer)
 
 
 @router.get("/auth/jwks.json")

@@ -15,6 +15,7 @@ from fhir_server.api.search_bundle import build_searchset
 from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
 from fhir_server.resources.meta import from_json, normalize_instant
+from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria
 from fhir_server.storage.base import StoredResource
 
@@ -54,10 +55,9 @@ async def history(
     types = None
     if resource_type and resource_id:
         current = await svc.read_any(resource_type, resource_id)
-        if current.body is None and current.version > 1:  # a tombstone: its last content
-            current = await svc.vread(resource_type, resource_id, str(current.version - 1))
-        guard(request).require(
-            "history-instance", resource_type, from_json(current.body or b"{}")
+        content = await _last_content(request, current)
+        _require_visible(
+            request, "history-instance", content, unknown=f"{resource_type}/{resource_id}"
         )
     else:
         types = guard(request).history_types(resource_type)
@@ -100,26 +100,66 @@ async def search(
 
 
 async def read(request: Request, resource_type: str, resource_id: str) -> StoredResource:
-    stored = await service(request).read(resource_type, resource_id)
-    resource = from_json(stored.body or b"{}")
-    guard(request).require("read", resource_type, resource)
-    await auditing.record_read(request, "read", resource, version=stored.version)
+    svc = service(request)
+    stored = await svc.read_any(resource_type, resource_id)
+    content = await _last_content(request, stored)
+    _require_visible(request, "read", content, unknown=f"{resource_type}/{resource_id}")
+    if stored.deleted:  # told only to a caller who could read what was deleted
+        raise errors.gone(f"{resource_type}/{resource_id} was deleted")
+    await auditing.record_read(request, "read", content, version=stored.version)
     return stored
 
 
 async def vread(
     request: Request, resource_type: str, resource_id: str, version: str
 ) -> StoredResource:
-    stored = await service(request).vread(resource_type, resource_id, version)
+    svc = service(request)
+    unknown = f"{resource_type}/{resource_id}/_history/{version}"
+    try:
+        stored = await svc.vread(resource_type, resource_id, version)
+    except errors.FhirError as exc:
+        if exc.status == 410:  # a deletion: judged on the version it deleted
+            before = await svc.vread(resource_type, resource_id, str(int(version) - 1))
+            _require_visible(request, "vread", from_json(before.body or b"{}"), unknown=unknown)
+        raise
     resource = from_json(stored.body or b"{}")
-    guard(request).require("vread", resource_type, resource)
+    _require_visible(request, "vread", resource, unknown=unknown)
     await auditing.record_read(request, "vread", resource, version=stored.version)
     return stored
+
+
+async def _last_content(request: Request, stored: StoredResource) -> dict[str, Any]:
+    """The resource's content, or for a tombstone the version it deleted."""
+    if stored.body is None and stored.version > 1:
+        before = await service(request).vread(
+            stored.resource_type, stored.id, str(stored.version - 1)
+        )
+        return from_json(before.body or b"{}")
+    return from_json(stored.body or b"{}")
+
+
+def _require_visible(
+    request: Request, interaction: str, resource: dict[str, Any], *, unknown: str
+) -> None:
+    """The access check on a resource read by id: one the caller may not read answers
+    exactly as a missing one would (the same 404 and message), so nothing tells them apart."""
+    try:
+        guard(request).require(interaction, str(resource.get("resourceType", "")), resource)
+    except errors.FhirError as exc:
+        if exc.status == 404:
+            raise errors.not_found(f"{unknown} is not known") from None
+        raise
 
 
 async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any] | None]:
     """Answer a GET entry of a batch or transaction."""
     params = parse_criteria(url.query or "")
+    if url.resource_type and url.resource_id:
+        # As the REST routes do before any fetch: a type the caller may not read is a 403
+        # whatever the id, never a 404 that would tell missing ids from present ones.
+        interaction = "history-instance" if url.history else "vread" if url.version else "read"
+        check_type(url.resource_type, writable=False)
+        guard(request).require(interaction, url.resource_type)
     if url.history:
         return 200, await history(
             request, resource_type=url.resource_type, resource_id=url.resource_id, params=params

@@ -235,6 +235,15 @@ class Planner:
             id=resource_id,
         )
 
+    async def _readable(self, plan: Plan, stored: StoredResource) -> bool:
+        """Whether the caller may read ``stored`` (a tombstone: the version it deleted).
+        Deleting or patching what one may not read answers as if it did not exist."""
+        body = stored.body
+        if body is None and stored.version > 1:
+            before = await self.store.vread(stored.resource_type, stored.id, stored.version - 1)
+            body = before.body if before is not None else None
+        return body is None or plan.guard.may_read(from_json(body))
+
     # -- the version write ---------------------------------------------------------------
 
     def _write(
@@ -351,7 +360,7 @@ class Planner:
     ) -> Outcome:
         """Apply a JSON Patch to the current version (``rewrite``: a transaction's ids)."""
         current = await self.store.read(resource_type, resource_id)
-        if current is None:
+        if current is None or not await self._readable(plan, current):
             raise errors.not_found(f"{resource_type}/{resource_id} is not known")
         if current.body is None:
             raise errors.gone(f"{resource_type}/{resource_id} was deleted")
@@ -406,6 +415,8 @@ class Planner:
     ) -> Outcome:
         current = await self.store.read(resource_type, resource_id)
         plan.guard.require("delete", resource_type)
+        if current is not None and not await self._readable(plan, current):
+            current = None  # answered as the missing resource it is to this caller
         previous = from_json(current.body) if current and current.body is not None else None
         if previous is not None:
             plan.guard.require("delete", resource_type, previous)

@@ -16,6 +16,7 @@ from auth.errors import InvalidToken
 from auth.tokens import UnverifiedToken, parse_token, verify_access_token
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.jwks_fetch import JwksUnavailable
+from fhir_server.security.principal_cache import Verified
 
 REALM = "medicore"
 
@@ -70,19 +71,23 @@ async def authenticate(request: Request) -> Principal:
 
 
 async def principal_from_token(ctx: SecurityContext, token: str) -> Principal:
-    """Verify `token` (own issuer or the configured IdP) and check revocation.
+    """Verify `token` (own issuer or the configured IdP), then check revocation.
 
-    A token verified in the last few seconds is taken from `ctx.principals`.
+    The verification of a token seen in the last few seconds is taken from
+    `ctx.principals`; the revocation check never is: one keyed store read per use is
+    what makes a revocation hold from the next request in every process and host.
     """
-    cached = ctx.principals.get(token)
-    if cached is not None:
-        return cached
-    principal, expires_at = await _verify_principal(ctx, token)
-    ctx.principals.put(token, principal, expires_at=expires_at)
-    return principal
+    verified = ctx.principals.get(token)
+    if verified is None:
+        verified, expires_at = await _verify_principal(ctx, token)
+        ctx.principals.put(token, verified, expires_at=expires_at)
+    if verified.jti is not None and await ctx.repo.is_revoked(verified.jti):
+        ctx.principals.discard(token)
+        raise AuthenticationFailed("the token has been revoked")
+    return verified.principal
 
 
-async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal, float | None]:
+async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Verified, float | None]:
     parsed = _unverified(token)
     iss = parsed.claims().get("iss")
     try:
@@ -96,9 +101,6 @@ async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal
             raise AuthenticationFailed("the token issuer is not trusted")
     except InvalidToken as exc:
         raise AuthenticationFailed(exc.description) from None
-    jti = claims.get("jti")
-    if isinstance(jti, str) and await ctx.repo.is_revoked(jti):
-        raise AuthenticationFailed("the token has been revoked")
     registered = None
     role = str(claims.get("role", ""))
     if ctx.roles.uses_registered_scopes(role):
@@ -109,8 +111,10 @@ async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Principal
         principal = Principal.from_claims(claims, registered_scopes=registered, roles=ctx.roles)
     except InvalidToken as exc:
         raise AuthenticationFailed(exc.description) from None
+    jti = claims.get("jti")
     exp = claims.get("exp")
-    return principal, float(exp) if isinstance(exp, int | float) else None
+    verified = Verified(principal, jti if isinstance(jti, str) else None)
+    return verified, float(exp) if isinstance(exp, int | float) else None
 
 
 async def _external_claims(ctx: SecurityContext, token: UnverifiedToken) -> dict[str, Any]:

@@ -97,7 +97,9 @@ class Revoked:
     recorded: bool  # a jti that `medicore token` recorded when it printed the token
 
 
-async def revoke_as_operator(ctx: SecurityContext, value: str, *, now: int | None = None) -> Revoked:
+async def revoke_as_operator(
+    ctx: SecurityContext, value: str, *, now: int | None = None
+) -> Revoked:
     """Revoke an access token (given whole, or by its jti) or a refresh token, of any client.
 
     A jti nobody recorded (an app's token, or a token printed before jtis were recorded)
@@ -113,7 +115,9 @@ async def revoke_as_operator(ctx: SecurityContext, value: str, *, now: int | Non
                 ctx.keys, value, issuer=ctx.issuer, audience=ctx.fhir_base, now=at
             )
         except InvalidToken as exc:
-            raise OperatorRefused(f"not a live access token of this server: {exc.description}")
+            raise OperatorRefused(
+                f"not a live access token of this server: {exc.description}"
+            ) from None
         jti, exp = str(claims["jti"]), int(claims["exp"])
         await ctx.repo.revoke_jti(jti, expires_at=exp)
         recorded = await ctx.repo.get_issued(jti) is not None

@@ -10,23 +10,29 @@ Who may introspect (decided here, documented in the SMART configuration):
   live token and for which patient, which is not every caller's business.
 
 Who may revoke: the client the token was issued to (public clients name themselves with
-`client_id`, confidential ones sign an assertion). Unknown, expired or foreign tokens are
-answered 200 with nothing done, as RFC 7009 section 2.2 asks, except a token that
-belongs to another client, which is refused.
+`client_id`, confidential ones sign an assertion; the tokens of `medicore token` belong
+to the built-in public client `medicore-cli`, see `operator_tokens`). Unknown, expired
+or foreign tokens are answered 200 with nothing done, as RFC 7009 section 2.2 asks,
+except a token that belongs to another client, which is refused.
+
+Each endpoint first establishes its caller (`revoking_client`, `introspector`), then
+acts: the caller is known to the audit record even when the action is refused.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from auth.decision import decide_operation
+from auth.decision import Principal, decide_operation
 from auth.errors import InvalidToken, OAuthError
 from auth.tokens import verify_access_token
 from fhir_server.security.authenticate import AuthenticationFailed, principal_from_token
-from fhir_server.security.clients import authenticate_client
+from fhir_server.security.clients import CallingClient, authenticate_client
 from fhir_server.security.context import SecurityContext
+from fhir_server.security.operator_tokens import names_operator_client, operator_client
 
 INTROSPECT_OPERATION = "clients"
 
@@ -42,47 +48,71 @@ def _own_claims(ctx: SecurityContext, token: str) -> dict[str, Any] | None:
         return None
 
 
-async def revoke(ctx: SecurityContext, form: Mapping[str, str], *, token_url: str) -> None:
+Revocation = Literal["access token revoked", "refresh token revoked", "nothing to revoke"]
+
+
+async def revoking_client(
+    ctx: SecurityContext, form: Mapping[str, str], *, token_url: str
+) -> CallingClient:
+    """Who asks to revoke: an authenticated client, or operator tokens' built-in client."""
+    if names_operator_client(form):
+        return operator_client()
+    return await authenticate_client(ctx, form, token_url=token_url)
+
+
+async def revoke(ctx: SecurityContext, caller: CallingClient, token: str | None) -> Revocation:
     """Revoke an access token (by jti) or a refresh token; silent for unknown tokens."""
-    caller = await authenticate_client(ctx, form, token_url=token_url)
-    token = form.get("token")
     if not token:
         raise OAuthError("invalid_request", "token is required", 400)
     if _looks_like_jwt(token):
         claims = _own_claims(ctx, token)
         if claims is None:
-            return
+            return "nothing to revoke"
         if claims.get("client_id") != caller.client_id:
             raise OAuthError("unauthorized_client", "the token was issued to another client", 400)
         await ctx.repo.revoke_jti(str(claims["jti"]), expires_at=int(claims["exp"]))
-        ctx.principals.discard(token)  # other workers notice within the cache's ttl
-        return
+        ctx.principals.discard(token)  # every process checks the store on each use anyway
+        return "access token revoked"
     grant = await ctx.repo.get_refresh(token)
     if grant is None:
-        return
+        return "nothing to revoke"
     if grant.get("client_id") != caller.client_id:
         raise OAuthError("unauthorized_client", "the token was issued to another client", 400)
     await ctx.repo.rotate_refresh(token, grant, None, None)
+    return "refresh token revoked"
 
 
-async def authorize_introspection(
+@dataclass(frozen=True, slots=True)
+class Introspector:
+    """Who asks to introspect: a client that signed an assertion, or a bearer's principal."""
+
+    client: CallingClient | None = None
+    principal: Principal | None = None
+
+
+async def introspector(
     ctx: SecurityContext, form: Mapping[str, str], *, token_url: str, bearer: str | None
-) -> str | None:
-    """The client id the caller may introspect tokens of (None: any), or `OAuthError`."""
+) -> Introspector:
+    """The authenticated caller of `/auth/introspect`, or `OAuthError` (401)."""
     if form.get("client_assertion"):
-        caller = await authenticate_client(ctx, form, token_url=token_url)
-        return None if caller.doc.get("may_introspect") else caller.client_id
+        return Introspector(client=await authenticate_client(ctx, form, token_url=token_url))
     if bearer:
         try:
-            principal = await principal_from_token(ctx, bearer)
+            return Introspector(principal=await principal_from_token(ctx, bearer))
         except AuthenticationFailed as exc:
             raise OAuthError("invalid_token", exc.description, 401) from None
-        if decide_operation(principal, INTROSPECT_OPERATION, roles=ctx.roles).allowed:
-            return None
-        raise OAuthError("insufficient_scope", "this role may not introspect tokens", 403)
     raise OAuthError(
         "invalid_client", "introspection needs a confidential client or an itadmin token", 401
     )
+
+
+def introspection_scope(ctx: SecurityContext, caller: Introspector) -> str | None:
+    """The client id `caller` may introspect tokens of (None: any), or `OAuthError` (403)."""
+    if caller.client is not None:
+        return None if caller.client.doc.get("may_introspect") else caller.client.client_id
+    if decide_operation(caller.principal, INTROSPECT_OPERATION, roles=ctx.roles).allowed:
+        return None
+    raise OAuthError("insufficient_scope", "this role may not introspect tokens", 403)
 
 
 async def introspect(
@@ -122,4 +152,13 @@ async def introspect(
     return {k: v for k, v in out.items() if v is not None}
 
 
-__all__ = ["INTROSPECT_OPERATION", "authorize_introspection", "introspect", "revoke"]
+__all__ = [
+    "INTROSPECT_OPERATION",
+    "Introspector",
+    "Revocation",
+    "introspect",
+    "introspection_scope",
+    "introspector",
+    "revoke",
+    "revoking_client",
+]
