@@ -42,7 +42,23 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
 }
 ORDER = ("create", "read", "vread", "history-instance", "update", "patch", "search",
-         "history-type", "history-system", "delete")  # fmt: skip
+         "history-type", "history-system", "conditional-create", "conditional-update",
+         "system-search", "has", "conditional-delete", "delete")  # fmt: skip
+# The letters each interaction needs on its type; conditional ones search first.
+NEEDS = {
+    "vread": "r", "history-instance": "r", "patch": "u", "history-type": "s",
+    "history-system": "s", "conditional-create": "cs", "conditional-update": "us",
+    "conditional-delete": "ds", "system-search": "s", "has": "s",
+}  # fmt: skip
+# _has:<type>:<reference parameter to Patient>:_id=...
+HAS_PARAM = {
+    "Patient": "link",
+    "Encounter": "subject",
+    "MedicationRequest": "subject",
+    "Observation": "subject",
+    "Provenance": "target",
+    "AuditEvent": "patient",
+}
 
 
 async def seed(client: httpx.AsyncClient, doctor: str) -> dict[str, str]:
@@ -86,6 +102,24 @@ async def attempt(
         r = await client.get(f"/fhir/{rtype}", headers=h)
     elif interaction == "history-type":
         r = await client.get(f"/fhir/{rtype}/_history", headers=h)
+    elif interaction == "conditional-create":
+        create = {k: v for k, v in body.items() if k != "id"}
+        r = await client.post(
+            f"/fhir/{rtype}", json=create, headers={**h, "If-None-Exist": f"_id={rid}"}
+        )
+    elif interaction == "conditional-update":
+        r = await client.put(f"/fhir/{rtype}?_id={rid}", json=body, headers=h)
+    elif interaction == "conditional-delete":
+        r = await client.delete(f"/fhir/{rtype}?_id={rid}", headers=h)
+    elif interaction == "system-search":
+        r = await client.get(f"/fhir?_type={rtype}&_id={rid}", headers=h)
+        found = [e["resource"]["id"] for e in r.json().get("entry", [])]
+        return r.status_code == 200 and found == [rid], r.status_code
+    elif interaction == "has":
+        r = await client.get(f"/fhir/Patient?_has:{rtype}:{HAS_PARAM[rtype]}:_id={rid}", headers=h)
+        if r.status_code >= 400:
+            assert r.json()["resourceType"] == "OperationOutcome"
+        return r.status_code == 200, r.status_code
     elif interaction == "history-system":
         r = await client.get("/fhir/_history", headers=h)
         kinds = {
@@ -116,17 +150,18 @@ async def test_every_role_type_and_interaction(secured: httpx.AsyncClient) -> No
         ids["AuditEvent"] = event["entry"][0]["resource"]["id"]
         for rtype, allowed in zip(TYPES, letters, strict=True):
             for interaction in ORDER:
-                letter = {
-                    "vread": "r",
-                    "history-instance": "r",
-                    "patch": "u",
-                    "history-type": "s",
-                    "history-system": "s",
-                }.get(interaction, interaction[0])
-                # AuditEvents have no versions, so no history: auditors search them.
-                expected = letter in allowed and (rtype, interaction) != (
-                    "AuditEvent",
-                    "history-system",
+                needs = NEEDS.get(interaction, interaction[0])
+                if interaction == "has":  # a search of Patient that reads rtype too
+                    needs_patient = "s" in letters[0]
+                else:
+                    needs_patient = True
+                # AuditEvents have no versions, so no history: auditors search them; and
+                # they are written by the server only.
+                expected = (
+                    all(letter in allowed for letter in needs)
+                    and needs_patient
+                    and (rtype, interaction) != ("AuditEvent", "history-system")
+                    and not (rtype == "AuditEvent" and interaction.startswith("conditional"))
                 )
                 got, status = await attempt(secured, token, rtype, ids[rtype], interaction)
                 if got != expected:
