@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     env: str = "development"  # "production" disables demo data and test-only switches
     max_body_bytes: int = 10 * 1024 * 1024
     max_page_size: int = 1000
-    mongo_database: str = "medicore"
+    mongo_database: str = "medicore"  # only when the MongoDB URI names no database
     data_dir: str = "data"  # keys and other local state live here
     server_id: str = "medicore"  # names this server in AuditEvent.source.observer
     audit_enabled: bool = True  # benchmark-only switch; refused in production

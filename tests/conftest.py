@@ -6,13 +6,66 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fhir_server.storage.base import Store
 
-MONGO_URI = os.environ.get("MEDICORE_TEST_MONGODB_URI")
 AUDIT_KEY = b"test-audit-chain-key"
+_URI_VARIABLE = "MEDICORE_TEST_MONGODB_URI"
+
+
+def mongo_uri() -> str:
+    """The real MongoDB wire-protocol server the MongoDB tests use: the one named by
+    MEDICORE_TEST_MONGODB_URI, else the one this test session started (see below)."""
+    return os.environ[_URI_VARIABLE]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without MEDICORE_TEST_MONGODB_URI, start a replica-set SecantusDB for the session
+    (``tests/mongo_server.py``): MongoDB tests never run against a mock."""
+    if os.environ.get(_URI_VARIABLE):
+        return
+    from tests.mongo_server import free_port, start
+
+    os.environ[_URI_VARIABLE] = start(free_port(), standalone=False)
+    config.stash[_STARTED] = True
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_STARTED, False):
+        from tests.mongo_server import stop
+
+        stop()
+        del os.environ[_URI_VARIABLE]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs on MongoDB is marked ``mongo``: ``.ci/run`` runs them again
+    against a standalone server (``-m "mongo and not needs_transactions"``)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "mongo" in callspec.params.values():
+            item.add_marker(pytest.mark.mongo)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line with the MongoDB tests' counts and the server mode (quoted in README)."""
+    counts = {"passed": 0, "failed": 0}
+    for outcome in counts:
+        for report in terminalreporter.stats.get(outcome, []):
+            if report.when == "call" and "mongo" in report.keywords:
+                counts[outcome] += 1
+    if sum(counts.values()):
+        mode = os.environ.get("MEDICORE_TEST_MONGODB_MODE", "replica set")
+        terminalreporter.write_line(
+            f"MongoDB tests on a real server ({mode}): {counts['passed']} passed,"
+            f" {counts['failed']} failed"
+        )
+
+
+_STARTED = pytest.StashKey[bool]()
 
 
 async def make_store(kind: str, tmp_path: Path) -> tuple[Store, str | None]:
@@ -24,11 +77,7 @@ async def make_store(kind: str, tmp_path: Path) -> tuple[Store, str | None]:
     from fhir_server.storage.mongo import MongoStore
 
     name = f"medicore_test_{uuid.uuid4().hex[:12]}"
-    if MONGO_URI:
-        return MongoStore.from_uri(MONGO_URI, database=name, audit_key=AUDIT_KEY), name
-    from mongomock_motor import AsyncMongoMockClient
-
-    return MongoStore(AsyncMongoMockClient(), database=name, audit_key=AUDIT_KEY), None
+    return MongoStore.from_uri(mongo_uri(), database=name, audit_key=AUDIT_KEY), name
 
 
 @pytest.fixture(params=["sqlite", "mongo"])

@@ -95,9 +95,7 @@ class PrincipalGuard(Guard):
         letter = letter_for(interaction)
         known = self._rules.get(letter)
         if known is None:
-            known = AccessRules(
-                {t: self._alternatives(interaction, t) for t in SUPPORTED_TYPES}
-            )
+            known = AccessRules({t: self._alternatives(interaction, t) for t in SUPPORTED_TYPES})
             self._rules[letter] = known
         return known
 

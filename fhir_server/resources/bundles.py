@@ -168,6 +168,7 @@ class BundleProcessor:
             raise errors.bad_request("two entries share one fullUrl", "Bundle.entry.fullUrl")
 
         async def build(plan: Plan) -> dict[int, Outcome]:
+            plan.batch.transaction = True
             plan.batch.records.extend(records)
             mapping = await self._resolve_ids(plan, ordered)
             for entry in ordered:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from fhir_server.search.parse import parse_search
 from fhir_server.search.query import SearchQuery
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import (
+    AtomicityUnavailable,
     ConditionalConflict,
     HistoryPage,
     SearchResult,
@@ -29,7 +31,9 @@ from fhir_server.storage.base import (
 from profiles import Validator
 
 T = TypeVar("T")
-_MAX_ATTEMPTS = 8  # re-plans after losing a race; each loser sees the winner's commit
+# Re-plans after losing a race (each loser sees the winner's commit, after a jittered
+# pause so that racers spread out): enough for dozens of writers on one resource.
+_MAX_ATTEMPTS = 32
 
 
 _MAX_VERSION = 2**63  # versions are int64 in both stores: this one never exists
@@ -76,6 +80,7 @@ class ResourceService:
                     raise errors.precondition_failed(
                         "the resource changed since the version named in If-Match"
                     ) from exc
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                 continue
             except ConditionalConflict:
                 # The winner may not have committed yet: back off before re-planning.
@@ -83,6 +88,8 @@ class ResourceService:
                 continue
             except StoreUnavailable as exc:
                 raise errors.unavailable("the data store is unavailable; retry later") from exc
+            except AtomicityUnavailable as exc:
+                raise errors.FhirError(501, "not-supported", str(exc)) from exc
             return result
         raise errors.conflict("too many concurrent writers on the same resource; retry")
 

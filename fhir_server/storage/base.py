@@ -31,6 +31,11 @@ class StoreUnavailable(StoreError):
     """The database is down, unreachable or refused to make the write durable."""
 
 
+class AtomicityUnavailable(StoreError):
+    """The batch changes several things at once and the store cannot make that atomic
+    (MongoDB without transactions: a standalone server rather than a replica set)."""
+
+
 class VersionConflict(StoreError):
     """The current version is not the one the write was planned against."""
 
@@ -117,6 +122,9 @@ class WriteBatch:
     claims: list[ConditionalClaim] = field(default_factory=list)
     records: list[RecordWrite] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: A transaction Bundle (or an HL7 message, committed as one): a store that cannot
+    #: make several changes atomic across a crash refuses it rather than half-apply it.
+    transaction: bool = False
 
 
 @dataclass(slots=True)

@@ -11,6 +11,8 @@ undone step by step if any step fails.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +22,7 @@ from pymongo.errors import PyMongoError
 
 from fhir_server.storage import mongo_search
 from fhir_server.storage.base import (
+    AtomicityUnavailable,
     ConditionalConflict,
     HistoryPage,
     SearchResult,
@@ -35,6 +38,17 @@ if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
 
+# Write conflicts retried before the batch goes back to be planned again (~0.5 s at most).
+_TRANSIENT_RETRIES = 8
+
+
+def _changes(batch: WriteBatch) -> int:
+    """Resource versions and records a batch changes (its claims and audit records are
+    bound to them). Without transactions a crash between two of them would leave the
+    batch half-applied: the undo log only runs when the process lives to run it."""
+    return len(batch.writes) + len(batch.records)
+
+
 class MongoStore(MongoAuditSink):
     """The ``Store`` contract on a MongoDB database."""
 
@@ -48,10 +62,13 @@ class MongoStore(MongoAuditSink):
     def from_uri(
         cls, uri: str, *, database: str = "medicore", audit_key: bytes = b""
     ) -> MongoStore:
+        """``database``: used only when the URI names none in its path (``.../medicore?...``
+        names one, as every MongoDB tool reads it)."""
         from pymongo import AsyncMongoClient
 
         client: Any = AsyncMongoClient(uri, serverSelectionTimeoutMS=5000, tz_aware=True)
-        return cls(client, database=database, audit_key=audit_key)
+        named = client.get_default_database(default=database).name
+        return cls(client, database=named, audit_key=audit_key)
 
     async def open(self) -> None:
         async with mapped_errors():
@@ -141,7 +158,8 @@ class MongoStore(MongoAuditSink):
     async def counts(self) -> dict[str, int]:
         pipeline = [{"$match": {"deleted": False}}, {"$group": {"_id": "$type", "n": {"$sum": 1}}}]
         async with mapped_errors():
-            rows = await self.db.resources.aggregate(pipeline).to_list(None)
+            cursor = await self.db.resources.aggregate(pipeline)  # a coroutine on pymongo's
+            rows = await cursor.to_list(None)
         return {row["_id"]: row["n"] for row in rows}
 
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
@@ -176,20 +194,36 @@ class MongoStore(MongoAuditSink):
     async def commit(self, batch: WriteBatch) -> None:
         async with mapped_errors():
             if self.transactions:
-                try:
-                    async with (
-                        self.client.start_session() as session,
-                        await session.start_transaction(),
-                    ):
-                        await Commit(self.db, session, self.audit_key).apply(batch)
-                except PyMongoError as exc:
-                    if exc.has_error_label("TransientTransactionError"):
-                        raise ConditionalConflict("transaction write conflict") from exc
-                    raise
+                await self._commit_in_transaction(batch)
                 return
+            if batch.transaction and _changes(batch) > 1:
+                raise AtomicityUnavailable(
+                    "this MongoDB server runs without transactions (a standalone server);"
+                    " transaction Bundles and HL7 messages need a replica set (one node is"
+                    " enough)"
+                )
             commit = Commit(self.db, None, self.audit_key)
             try:
                 await commit.apply(batch)
             except BaseException:
                 await commit.undo()
                 raise
+
+    async def _commit_in_transaction(self, batch: WriteBatch) -> None:
+        """One transaction, run again while MongoDB calls it transient (as the driver's
+        ``with_transaction`` does): a write conflict only says another transaction touched
+        the same document first; run again, the batch sees that transaction's outcome and
+        fails with the contract's own error (VersionConflict, ConditionalConflict)."""
+        for attempt in range(_TRANSIENT_RETRIES):
+            try:
+                async with (
+                    self.client.start_session() as session,
+                    await session.start_transaction(),
+                ):
+                    await Commit(self.db, session, self.audit_key).apply(batch)
+                return
+            except PyMongoError as exc:
+                if not exc.has_error_label("TransientTransactionError"):
+                    raise
+            await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # jitter splits racers
+        raise ConditionalConflict("the transaction kept conflicting; plan it again")

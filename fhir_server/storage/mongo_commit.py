@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
-from audit.chain import seal_batch
+from audit.chain import ChainHead, seal_batch
 from fhir_server.storage import mongo_search
 from fhir_server.storage.base import (
     ConditionalClaim,
@@ -25,6 +25,8 @@ from fhir_server.storage.base import (
 )
 from fhir_server.storage.mongo_audit import audit_doc, audit_head
 
+# Reseals of one audit append racing other writers on a store without transactions.
+_AUDIT_APPEND_ATTEMPTS = 200
 # A claim whose resource never appeared (its writer died mid-commit) is taken over after this.
 _CLAIM_STALE_SECONDS = 30.0
 
@@ -50,17 +52,37 @@ class Commit:
 
     async def _audit(self, events: list[dict[str, Any]]) -> None:
         """Seal after the newest record; a racing writer makes the insert collide."""
+        if self.session is None:
+            await self._append_audit(events)
+            return
         head = await audit_head(self.db, self.session)
         records = seal_batch(events, head=head, key=self.audit_key)
-        docs = [audit_doc(r) for r in records]
-        event_ids = [d["event_id"] for d in docs]
-        audit = self.db.audit
         try:
-            await audit.insert_many(docs, ordered=True, session=self.session)
+            await self.db.audit.insert_many(
+                [audit_doc(r) for r in records], ordered=True, session=self.session
+            )
         except (DuplicateKeyError, BulkWriteError) as exc:
-            # Only this commit's own records go: a failed commit must leave no trace.
-            self.undo_steps.append(lambda: audit.delete_many({"event_id": {"$in": event_ids}}))
-            raise ConditionalConflict("the audit chain moved") from exc
+            raise ConditionalConflict("the audit chain moved") from exc  # the transaction aborts
+
+    async def _append_audit(self, events: list[dict[str, Any]]) -> None:
+        """Without a transaction the data is already written: the audit records go after
+        it one by one, each resealed after whoever took its position, so a racing writer
+        costs a retry, never an undo of the data (which another reader may have seen),
+        and no record is ever removed from the chain."""
+        remaining = list(events)
+        for _ in range(_AUDIT_APPEND_ATTEMPTS):
+            head = await audit_head(self.db, None)
+            while remaining:
+                record = seal_batch(remaining[:1], head=head, key=self.audit_key)[0]
+                try:
+                    await self.db.audit.insert_one(audit_doc(record))
+                except DuplicateKeyError:
+                    break  # another writer took the position: reseal after it
+                remaining.pop(0)
+                head = ChainHead(record.position, record.hash)
+            if not remaining:
+                return
+        raise StoreUnavailable("the audit chain kept moving; the write is not acknowledged")
 
     async def _writes(self, writes: list[VersionWrite]) -> None:
         counter = await self.db.counters.find_one_and_update(

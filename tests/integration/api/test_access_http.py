@@ -151,10 +151,8 @@ async def test_every_role_type_and_interaction(secured: httpx.AsyncClient) -> No
         for rtype, allowed in zip(TYPES, letters, strict=True):
             for interaction in ORDER:
                 needs = NEEDS.get(interaction, interaction[0])
-                if interaction == "has":  # a search of Patient that reads rtype too
-                    needs_patient = "s" in letters[0]
-                else:
-                    needs_patient = True
+                # _has is a search of Patient that reads rtype too
+                needs_patient = interaction != "has" or "s" in letters[0]
                 # AuditEvents have no versions, so no history: auditors search them; and
                 # they are written by the server only.
                 expected = (

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import httpx
+import pytest
 
 from audit.chain import verify
 from tests.conftest import AUDIT_KEY
@@ -101,6 +102,7 @@ async def test_each_interaction_leaves_its_event(any_client: httpx.AsyncClient) 
     assert any(a.get("network", {}).get("address") for a in events[0]["agent"])
 
 
+@pytest.mark.needs_transactions
 async def test_transaction_and_batch_entries_are_audited_one_by_one(
     any_client: httpx.AsyncClient,
 ) -> None:

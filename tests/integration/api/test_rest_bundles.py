@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 
 def entry(method: str, url: str, resource: Any = None, **request: str) -> dict[str, Any]:
@@ -23,6 +24,7 @@ def bundle(kind: str, *entries: dict[str, Any]) -> dict[str, Any]:
 PATIENT = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "T1"}]}
 
 
+@pytest.mark.needs_transactions
 async def test_transaction_resolves_placeholders(any_client: httpx.AsyncClient) -> None:
     patient_entry = entry("POST", "Patient", PATIENT, ifNoneExist="identifier=urn:mrn|T1")
     patient_entry["fullUrl"] = "urn:uuid:5e3c2c3e-0f0e-4c54-9ad0-6a1b5c1f0a11"
@@ -49,6 +51,7 @@ async def test_transaction_resolves_placeholders(any_client: httpx.AsyncClient) 
     assert again["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{patient_id}"
 
 
+@pytest.mark.needs_transactions
 async def test_a_conditional_put_with_a_non_string_id_is_referenced_where_it_lands(
     any_client: httpx.AsyncClient,
 ) -> None:
@@ -85,6 +88,7 @@ async def test_transaction_is_all_or_nothing(any_client: httpx.AsyncClient) -> N
     assert history["entry"] == []
 
 
+@pytest.mark.needs_transactions
 async def test_transaction_order_delete_before_create(any_client: httpx.AsyncClient) -> None:
     await any_client.put("/fhir/Patient/old", json={**PATIENT, "id": "old"})
     tx = bundle(
@@ -138,6 +142,7 @@ async def test_entry_urls_must_be_valid(any_client: httpx.AsyncClient) -> None:
     assert response.json()["issue"][0]["expression"] == ["Bundle.entry[0].request.method"]
 
 
+@pytest.mark.needs_transactions
 async def test_conditional_patch_entry(any_client: httpx.AsyncClient) -> None:
     order = {
         "resourceType": "MedicationRequest",

@@ -30,21 +30,29 @@ async def test_conditional_create(any_client: httpx.AsyncClient) -> None:
     assert third.status_code == 412
 
 
+# Repeated: a race lost one time in six still fails this test with odds above 98%.
+RACE_ROUNDS = 12
+
+
 async def test_parallel_identical_conditional_creates_make_one(
     any_client: httpx.AsyncClient,
 ) -> None:
-    headers = {"If-None-Exist": "identifier=urn:oid:1.2.410.200|RACE-1"}
-    responses = await asyncio.gather(
-        *(
-            any_client.post("/fhir/Patient", json=patient("RACE-1"), headers=headers)
-            for _ in range(10)
+    for round_ in range(RACE_ROUNDS):
+        mrn = f"RACE-1-{round_}"
+        headers = {"If-None-Exist": f"identifier=urn:oid:1.2.410.200|{mrn}"}
+        responses = await asyncio.gather(
+            *(
+                any_client.post("/fhir/Patient", json=patient(mrn), headers=headers)
+                for _ in range(10)
+            )
         )
-    )
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200] * 9 + [201]
-    assert len({r.json()["id"] for r in responses}) == 1
-    found = await any_client.get("/fhir/Patient/_history")
-    assert len(found.json()["entry"]) == 1
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * 9 + [201], (round_, statuses)
+        assert len({r.json()["id"] for r in responses}) == 1
+        found = await any_client.get(
+            f"/fhir/Patient?identifier=urn:oid:1.2.410.200|{mrn}&_total=accurate"
+        )
+        assert found.json()["total"] == 1, round_
 
 
 async def test_conditional_update_creates_then_updates(any_client: httpx.AsyncClient) -> None:
@@ -60,13 +68,15 @@ async def test_conditional_update_creates_then_updates(any_client: httpx.AsyncCl
 
 
 async def test_parallel_conditional_updates_make_one(any_client: httpx.AsyncClient) -> None:
-    url = "/fhir/Patient?identifier=urn:oid:1.2.410.200|RACE-2"
-    responses = await asyncio.gather(
-        *(any_client.put(url, json=patient("RACE-2")) for _ in range(6))
-    )
-    assert sorted(r.status_code for r in responses)[-1] == 201
-    assert [r.status_code for r in responses].count(201) == 1
-    assert len({r.json()["id"] for r in responses}) == 1
+    for round_ in range(RACE_ROUNDS):
+        mrn = f"RACE-2-{round_}"
+        url = f"/fhir/Patient?identifier=urn:oid:1.2.410.200|{mrn}"
+        responses = await asyncio.gather(
+            *(any_client.put(url, json=patient(mrn)) for _ in range(6))
+        )
+        assert [r.status_code for r in responses].count(201) == 1, round_
+        assert all(r.status_code in (200, 201) for r in responses), round_
+        assert len({r.json()["id"] for r in responses}) == 1
 
 
 async def test_conditional_delete(any_client: httpx.AsyncClient) -> None:

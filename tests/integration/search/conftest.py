@@ -1,4 +1,4 @@
-"""Fixtures: every search test runs on SQLite and on MongoDB (mongomock-motor)."""
+"""Fixtures: every search test runs on SQLite and on MongoDB (a real server)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     store = Backend(request.param, SearchRegistry.default())
     await store.open()
     yield store
+    await store.close()
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from mongomock_motor import AsyncMongoMockClient
 
 from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
@@ -19,6 +18,7 @@ from fhir_server.storage import mongo_search, sqlite_search
 from fhir_server.storage.base import SearchResult
 from fhir_server.storage.sqlite_audit_index import INDEX_SCHEMA, RID_BASE, attach, index_path
 from fhir_server.storage.sqlite_schema import CORE_SCHEMA
+from tests.conftest import mongo_uri
 
 EXAMPLES = Path(__file__).with_name("examples")  # official R4 examples (CC0), copied
 BASE_URL = "http://medicore.test/fhir"
@@ -27,6 +27,13 @@ LAST_UPDATED = "2026-01-01T00:00:00+00:00"
 
 def examples() -> list[dict[str, Any]]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(EXAMPLES.glob("*.json"))]
+
+
+def mongo_client() -> Any:
+    """A client of the real server the tests' script started (tests/conftest.py)."""
+    from pymongo import AsyncMongoClient
+
+    return AsyncMongoClient(mongo_uri(), serverSelectionTimeoutMS=5000, tz_aware=True)
 
 
 class Backend:
@@ -39,6 +46,7 @@ class Backend:
         self.audit_conn: sqlite3.Connection | None = None
         self._rids = 0
         self.db: Any = None
+        self.client: Any = None
 
     async def open(self) -> None:
         if self.kind == "sqlite":
@@ -52,8 +60,14 @@ class Backend:
                 self.audit_conn.execute(statement)
             attach(self.conn, store_path)
         else:
-            self.db = AsyncMongoMockClient()["search_test"]
+            self.client = mongo_client()
+            self.db = self.client[f"search_test_{uuid.uuid4().hex[:12]}"]
             await mongo_search.ensure_indexes(self.db)
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.client.drop_database(self.db.name)
+            await self.client.close()
 
     async def put(self, resource: dict[str, Any], *, deleted: bool = False) -> None:
         rtype, rid = resource["resourceType"], resource["id"]

@@ -145,18 +145,42 @@ async def test_conditional_claim_blocks_a_second_matching_create(store: Store) -
     assert await store.read("Patient", "b") is None
 
 
+# Races are repeated: a one-in-six failure escapes 25 rounds with odds below 1 in 95.
+RACE_ROUNDS = 25
+
+
 async def test_parallel_claims_create_exactly_one(store: Store) -> None:
-    criteria = query("Patient", identifier="urn:mrn|P")
-    batches = [
-        WriteBatch(
-            writes=[write(patient(f"c{i}", 1, mrn="P"), expected=0)],
-            claims=[ConditionalClaim("Patient?identifier=P", criteria, "Patient", f"c{i}")],
-        )
-        for i in range(6)
-    ]
-    results = await asyncio.gather(*(store.commit(b) for b in batches), return_exceptions=True)
-    assert sum(r is None for r in results) == 1
-    assert len(await store.count_matches(criteria, limit=10)) == 1
+    for round_ in range(RACE_ROUNDS):
+        mrn = f"P{round_}"
+        criteria = query("Patient", identifier=f"urn:mrn|{mrn}")
+        batches = [
+            WriteBatch(
+                writes=[write(patient(f"c{round_}-{i}", 1, mrn=mrn), expected=0)],
+                claims=[
+                    ConditionalClaim(
+                        f"Patient?identifier={mrn}", criteria, "Patient", f"c{round_}-{i}"
+                    )
+                ],
+            )
+            for i in range(6)
+        ]
+        results = await asyncio.gather(*(store.commit(b) for b in batches), return_exceptions=True)
+        assert sum(r is None for r in results) == 1, (round_, results)
+        assert all(isinstance(r, ConditionalConflict) for r in results if r is not None)
+        assert len(await store.count_matches(criteria, limit=10)) == 1, round_
+
+
+async def test_parallel_updates_race_repeatedly(store: Store) -> None:
+    for round_ in range(RACE_ROUNDS):
+        pid = f"u{round_}"
+        await store.commit(WriteBatch(writes=[write(patient(pid, 1), expected=0)]))
+        attempts = [
+            store.commit(WriteBatch(writes=[write(patient(pid, 2, family=f"F{i}"), expected=1)]))
+            for i in range(6)
+        ]
+        results = await asyncio.gather(*attempts, return_exceptions=True)
+        assert sum(r is None for r in results) == 1, (round_, results)
+        assert all(isinstance(r, VersionConflict) for r in results if r is not None), results
 
 
 async def test_records_commit_with_the_batch_and_insert_only_is_enforced(store: Store) -> None:
@@ -259,3 +283,12 @@ async def test_an_unreadable_audit_record_is_skipped_not_a_dead_end(store: Store
     assert await store.audit_backlog() == 0
     found = await store.search(query("AuditEvent", _count="10"))
     assert sorted(m.id for m in found.matches) == ["backlog-0", "backlog-3"]
+
+
+def test_the_database_named_in_the_uri_is_the_one_used() -> None:
+    from fhir_server.storage.mongo import MongoStore
+
+    named = MongoStore.from_uri("mongodb://127.0.0.1:1/hospital_a?replicaSet=rs0")
+    assert named.db.name == "hospital_a"
+    unnamed = MongoStore.from_uri("mongodb://127.0.0.1:1/?replicaSet=rs0", database="fallback")
+    assert unnamed.db.name == "fallback"
