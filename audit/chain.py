@@ -1,9 +1,13 @@
 """A keyed hash chain over audit records, so nobody without the key edits them unnoticed.
 
 Each record ``n`` carries ``position`` (1, 2, 3, ...), ``prev_hash`` (the ``hash`` of
-record ``n-1``, or :data:`GENESIS` for record 1) and ``hash``::
+record ``n-1``, or :data:`GENESIS` for record 1), ``hash``, the columns a store keeps
+beside the event (``event_id``, ``recorded``) and its ``layout``.  The hash is an
+HMAC-SHA256 over every one of them but itself (``audit.layout`` gives the exact
+material of layout 2, and of layout 1, which older records keep)::
 
-    hash = HMAC-SHA256(key, "medicore-audit-v1\\n" + position + "\\n" + prev_hash + "\\n"
+    hash = HMAC-SHA256(key, "medicore-audit-v2\\n"
+                            + canonical([position, prev_hash, event_id, recorded]) + "\\n"
                             + canonical(event))
 
 where ``canonical`` is JSON with sorted keys, no spaces, UTF-8 (not ``\\u`` escaped), so
@@ -12,7 +16,8 @@ position and the previous hash into the MAC makes every record vouch for its pla
 
 What :func:`verify` detects, walking the records in position order:
 
-- **altered**: any change to a record's event, position, prev_hash or hash.
+- **altered**: any change to a record's event, position, prev_hash, hash, event_id,
+  recorded or layout.
 - **removed**: a record missing from the middle (a gap in positions, or a genuine record
   whose ``prev_hash`` points at a record that is no longer there), also when the
   following records were renumbered to hide the gap.
@@ -44,18 +49,29 @@ What the chain alone **cannot** detect:
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-import orjson
+from audit.layout import LAYOUT, LEGACY_LAYOUT, columns_match, mac
+from audit.records import (
+    EMPTY_HEAD,
+    GENESIS,
+    ChainedRecord,
+    ChainHead,
+    canonical_json,
+    parsed_event,
+    seal,
+    seal_batch,
+)
 
 __all__ = [
     "EMPTY_HEAD",
     "GENESIS",
+    "LAYOUT",
+    "LEGACY_LAYOUT",
     "ChainHead",
     "ChainProblem",
     "ChainedRecord",
@@ -68,121 +84,11 @@ __all__ = [
     "verify",
 ]
 
-GENESIS = "0" * 64
-"""``prev_hash`` of record 1: no record precedes it."""
-
-_DOMAIN = b"medicore-audit-v1\n"
 _SEARCH_WINDOW = 8
 """How far from the expected position a record whose seal fails is tried, to tell a
 renumbered or swapped genuine record from a forged one."""
 
 ProblemKind = Literal["altered", "removed", "inserted", "reordered", "unlinked", "truncated"]
-
-
-def canonical_json(event: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: one byte string per JSON value.
-
-    Byte-identical to ``json.dumps(v, sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False).encode()`` for FHIR JSON (strings, integers, booleans, no
-    floats), ten times faster: this runs for every audited request.
-    """
-    try:
-        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
-    except TypeError as exc:  # orjson.JSONEncodeError subclasses TypeError
-        raise ValueError("audit event is not JSON-serializable") from exc
-
-
-def _canonical(event_json: bytes) -> bytes:
-    try:
-        return canonical_json(orjson.loads(event_json))
-    except orjson.JSONDecodeError as exc:
-        raise ValueError("audit event is not valid JSON") from exc
-
-
-def _mac(canonical_event: bytes, *, prev_hash: str, key: bytes, position: int) -> str:
-    mac = hmac.new(key, _DOMAIN, hashlib.sha256)
-    mac.update(f"{position}\n{prev_hash}\n".encode("ascii"))
-    mac.update(canonical_event)
-    return mac.hexdigest()
-
-
-def seal(event_json: bytes, *, prev_hash: str, key: bytes, position: int) -> str:
-    """The chain hash of one record (hex); ``event_json`` is canonicalized first."""
-    if position < 1:
-        raise ValueError("audit chain positions start at 1")
-    if not key:
-        raise ValueError("audit chain key must not be empty")
-    return _mac(_canonical(event_json), prev_hash=prev_hash, key=key, position=position)
-
-
-@dataclass(frozen=True, slots=True)
-class ChainedRecord:
-    """One stored audit record: the AuditEvent JSON and its place in the chain."""
-
-    position: int
-    prev_hash: str
-    hash: str
-    event_json: bytes
-
-    def event(self) -> dict[str, Any]:
-        value = orjson.loads(self.event_json)
-        if not isinstance(value, dict):
-            raise ValueError("audit record event is not a JSON object")
-        return value
-
-    def recorded(self) -> str:
-        """The event's ``recorded`` instant as stored (FHIR instant text)."""
-        return str(self.event().get("recorded", ""))
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as one JSON object (an NDJSON export line)."""
-        return {
-            "position": self.position,
-            "prev_hash": self.prev_hash,
-            "hash": self.hash,
-            "event": self.event(),
-        }
-
-    @classmethod
-    def from_json(cls, value: dict[str, Any]) -> ChainedRecord:
-        """Inverse of :meth:`to_json`; raises ``ValueError`` naming the field at fault."""
-        for name, kind in (("position", int), ("prev_hash", str), ("hash", str)):
-            if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
-                raise ValueError(f"audit record field '{name}' is missing or not a {kind.__name__}")
-        if not isinstance(value.get("event"), dict):
-            raise ValueError("audit record field 'event' is missing or not an object")
-        return cls(
-            position=value["position"],
-            prev_hash=value["prev_hash"],
-            hash=value["hash"],
-            event_json=canonical_json(value["event"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ChainHead:
-    """The newest record's position and hash; ``(0, GENESIS)`` for an empty chain."""
-
-    position: int
-    hash: str
-
-
-EMPTY_HEAD = ChainHead(position=0, hash=GENESIS)
-
-
-def seal_batch(events: Sequence[Any], *, head: ChainHead, key: bytes) -> list[ChainedRecord]:
-    """Chains ``events`` (dicts or JSON bytes) after ``head``, ready to append in one commit."""
-    records: list[ChainedRecord] = []
-    prev, position = head.hash, head.position
-    for event in events:
-        body = _canonical(event) if isinstance(event, bytes) else canonical_json(event)
-        position += 1
-        digest = _mac(body, prev_hash=prev, key=key, position=position)
-        records.append(
-            ChainedRecord(position=position, prev_hash=prev, hash=digest, event_json=body)
-        )
-        prev = digest
-    return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,25 +154,60 @@ class _Walker:
         self.expected = start_position
         self.prev = start_prev_hash
         self.checked = 0
-        self._last: tuple[ChainedRecord, bytes | None] | None = None
+        self._last: tuple[ChainedRecord, Any, bytes | None] | None = None
 
-    def _canonical(self, record: ChainedRecord) -> bytes | None:
-        """Canonical event bytes, cached for the record seen last (lookahead reuses it)."""
+    def _body(self, record: ChainedRecord) -> tuple[Any, bytes | None]:
+        """Parsed and canonical event, cached for the record seen last (lookahead reuses it)."""
         if self._last is not None and self._last[0] is record:
-            return self._last[1]
+            return self._last[1], self._last[2]
+        value: Any = None
+        body: bytes | None = None
         try:
-            body: bytes | None = _canonical(record.event_json)
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        self._last = (record, body)
-        return body
+            value = parsed_event(record.event_json)
+            body = canonical_json(value)
+        except (ValueError, TypeError, UnicodeDecodeError):
+            value, body = None, None
+        self._last = (record, value, body)
+        return value, body
+
+    def sealed_at(self, record: ChainedRecord, position: int) -> bool:
+        """Whether the hash is the MAC of the record's stored columns at ``position``."""
+        _, body = self._body(record)
+        if body is None or position < 1 or not isinstance(record.hash, str):
+            return False
+        try:
+            digest = mac(
+                record.layout,
+                body,
+                key=self.key,
+                position=position,
+                prev_hash=record.prev_hash,
+                event_id=record.event_id,
+                recorded=record.recorded,
+            )
+        except (ValueError, TypeError, UnicodeError):  # not a layout or column we write
+            return False
+        return hmac.compare_digest(digest.encode("ascii"), record.hash.encode("utf-8"))
+
+    def columns_agree(self, record: ChainedRecord) -> bool:
+        """Layout 1 seals the event only: its copies beside it must still equal it."""
+        if record.layout != LEGACY_LAYOUT:
+            return True
+        value, _ = self._body(record)
+        return isinstance(value, dict) and columns_match(
+            value, event_id=record.event_id, recorded=record.recorded
+        )
 
     def genuine_at(self, record: ChainedRecord, position: int) -> bool:
-        body = self._canonical(record)
-        if body is None or position < 1:
-            return False
-        digest = _mac(body, prev_hash=record.prev_hash, key=self.key, position=position)
-        return hmac.compare_digest(digest.encode("ascii"), record.hash.encode("utf-8"))
+        return self.sealed_at(record, position) and self.columns_agree(record)
+
+    def why_altered(self, record: ChainedRecord) -> str:
+        """A PHI-free reason for a record that is genuine nowhere near its place."""
+        if type(record.layout) is not int or record.layout not in (LEGACY_LAYOUT, LAYOUT):
+            return "record layout is not one this server writes"
+        if self.sealed_at(record, record.position) and not self.columns_agree(record):
+            return "event_id or recorded column differs from the sealed event"
+        return "record does not match its hash"
 
     def true_position(self, record: ChainedRecord) -> int | None:
         """The position ``record`` was sealed for, if near where we are; None if forged."""
@@ -295,7 +236,7 @@ class _Walker:
                     expected,
                     f"a record that is not part of the chain sits before record {expected}",
                 )
-            return ChainProblem("altered", expected, "record does not match its hash")
+            return ChainProblem("altered", expected, self.why_altered(record))
         if true_pos > expected:
             if nxt is not None and self._links_here(nxt):
                 return ChainProblem(

@@ -5,14 +5,15 @@ profiles ``IHE.BasicAudit.Create/Read/Update/Delete/Query`` and their ``Patient*
 variants) and the R4 AuditEvent definition (http://hl7.org/fhir/R4/auditevent.html):
 
 - ``type`` is ``audit-event-type#rest`` and ``subtype`` the ``restful-interaction`` code
-  for every FHIR interaction (BALP "type = rest", "subtype 1..").  Three non-REST kinds:
+  for every FHIR interaction (BALP "type = rest", "subtype 1..").  Five non-REST kinds:
   ``login`` is DICOM 110114 "User Authentication" / 110122 "Login" (as the R4
   ``example-login``), ``token-issue`` is 110114 / ``urn:ihe:event-type-code#ITI-71``
-  "Get Access Token" (BALP ``IHE.IUA.71``), ``hl7-ingest`` is DICOM 110107 "Import" with a
-  MediCore subtype code.
+  "Get Access Token" (BALP ``IHE.IUA.71``), ``token-revoke`` and ``token-introspect``
+  (RFC 7009, RFC 7662: no BALP or DICOM code exists) are 110114 with MediCore subtype
+  codes, ``hl7-ingest`` is DICOM 110107 "Import" with a MediCore subtype code.
 - ``action``: C create/hl7-ingest; R read, vread, history (data flows out); U update,
   patch; D delete; E search (BALP Query: ``action = #E``), operation, batch,
-  transaction, login, token-issue.
+  transaction, login, token-issue, token-revoke, token-introspect.
 - ``outcome`` (R4 ``audit-event-outcome``): 0 for any status below 400; 4 "Minor failure"
   for 4xx (R4: "often equivalent to an HTTP 400 response"), which includes 401/403 and
   any request flagged ``denied``; 8 "Serious failure" for 5xx (R4: "often equivalent to
@@ -23,7 +24,7 @@ variants) and the R4 AuditEvent definition (http://hl7.org/fhir/R4/auditevent.ht
 - ``agent``: BALP's client / server / user slices.  The client (app) agent carries the
   network address (BALP: ``agent[client].network 1..1``, users are "not network
   devices"); its DICOM type follows BALP's data-flow convention: Source Role ID 110153
-  for create/update/patch/search/operation/batch/transaction/ingest/login/token,
+  for create/update/patch/search/operation/batch/transaction/ingest/login/tokens,
   Destination Role ID 110152 for read/vread/history, and for delete BALP's
   Application 110150 with the server as ``provenance-participant-type#custodian``.
   When a user is known, a user agent (``v3-ParticipationType`` IRCP for reads and
@@ -105,6 +106,8 @@ class Interaction(StrEnum):
     TRANSACTION = "transaction"
     HL7_INGEST = "hl7-ingest"
     TOKEN_ISSUE = "token-issue"
+    TOKEN_REVOKE = "token-revoke"
+    TOKEN_INTROSPECT = "token-introspect"
     LOGIN = "login"
 
 
@@ -124,6 +127,8 @@ _ACTION: dict[Interaction, str] = {
     Interaction.TRANSACTION: "E",
     Interaction.HL7_INGEST: "C",
     Interaction.TOKEN_ISSUE: "E",
+    Interaction.TOKEN_REVOKE: "E",
+    Interaction.TOKEN_INTROSPECT: "E",
     Interaction.LOGIN: "E",
 }
 
@@ -135,6 +140,14 @@ _SPECIAL_TYPE_SUBTYPE: dict[Interaction, tuple[dict[str, str], dict[str, str]]] 
     Interaction.TOKEN_ISSUE: (
         _AUTH_TYPE,
         {"system": IHE_EVENT, "code": "ITI-71", "display": "Get Access Token"},
+    ),
+    Interaction.TOKEN_REVOKE: (
+        _AUTH_TYPE,
+        {"system": SUBTYPE_SYSTEM, "code": "token-revoke", "display": "Token revocation"},
+    ),
+    Interaction.TOKEN_INTROSPECT: (
+        _AUTH_TYPE,
+        {"system": SUBTYPE_SYSTEM, "code": "token-introspect", "display": "Token introspection"},
     ),
     Interaction.HL7_INGEST: (
         _IMPORT_TYPE,

@@ -74,7 +74,9 @@ class InMemoryAuditSink:
     async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
         since_utc, until_utc = since.astimezone(UTC), until.astimezone(UTC)
         positions = [
-            r.position for r in self.records if since_utc <= parse_instant(r.recorded()) < until_utc
+            r.position
+            for r in self.records
+            if since_utc <= parse_instant(r.recorded_instant()) < until_utc
         ]
         if not positions:
             return None

@@ -37,10 +37,14 @@ def classify(request: Request) -> tuple[str, str | None, str | None]:
     return name, params.get("resource_type"), params.get("resource_id")
 
 
+def _is_token_service(path: str) -> bool:
+    return path == "/auth" or path.startswith("/auth/")
+
+
 def is_audited(path: str) -> bool:
     """FHIR requests, the HL7 routes (their dead letters hold raw messages) and the token
     service's (an unknown /auth route is a probe of the door, audited like a refusal)."""
-    if path == "/auth" or path.startswith("/auth/"):
+    if _is_token_service(path):
         return True
     return path.startswith(("/fhir", "/hl7/")) and not _UNAUDITED.match(path)
 
@@ -70,7 +74,7 @@ def raw_query(request: Request) -> str:
     Under /auth the query string is left out: it may carry a code or a token.
     """
     path = request.url.path
-    query = "" if path == "/auth" or path.startswith("/auth/") else request.url.query
+    query = "" if _is_token_service(path) else request.url.query
     return f"{request.method} {path}{'?' + query if query else ''}"
 
 

@@ -87,7 +87,7 @@ async def inventory(store: Any) -> Inventory:
 
 async def _group(collection: Any, field_name: str) -> dict[str, int]:
     cursor = collection.aggregate([{"$group": {"_id": f"${field_name}", "n": {"$sum": 1}}}])
-    if inspect.isawaitable(cursor):  # pymongo's async driver; mongomock returns the cursor
+    if inspect.isawaitable(cursor):  # pymongo's async driver returns a coroutine
         cursor = await cursor
     rows = await cursor.to_list(None)
     return {str(row["_id"]): int(row["n"]) for row in rows}

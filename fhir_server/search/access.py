@@ -123,9 +123,7 @@ def _confine_criterion(criterion: Criterion, rules: AccessRules) -> Criterion:
     if criterion.kind == HAS:
         has: HasValue = criterion.values[0]
         if not rules.readable(has.source_type):
-            raise AccessDenied(
-                f"_has:{has.source_type}", f"you may not search {has.source_type}"
-            )
+            raise AccessDenied(f"_has:{has.source_type}", f"you may not search {has.source_type}")
         inner = _with_rule(_confine_criterion(has.inner, rules), has.source_type, rules)
         return replace(criterion, values=(replace(has, inner=inner),))
     return criterion

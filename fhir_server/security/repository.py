@@ -46,8 +46,9 @@ def secret_key(secret: str) -> str:
 class AuthRepository:
     """Typed access to the auth records of one `Store`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, purge_chance: float = _PURGE_CHANCE) -> None:
         self.store = store
+        self.purge_chance = purge_chance  # tests set 0: a purge by the real clock races them
 
     async def _put(self, kind: str, key: str, doc: dict[str, Any] | None, *, new: bool) -> None:
         await self.store.commit(WriteBatch(records=[RecordWrite(kind, key, doc, if_absent=new)]))
@@ -74,7 +75,7 @@ class AuthRepository:
             await self._put(JTI, f"{client_id} {jti}", {"exp": expires_at}, new=True)
         except RecordExists:
             return False
-        if random.random() < _PURGE_CHANCE:  # housekeeping, not correctness
+        if random.random() < self.purge_chance:  # housekeeping, not correctness
             await self.purge_expired()
         return True
 

@@ -5,8 +5,8 @@ in ``idx``), ``history`` (every version, ``_id`` "Type/id/version", global ``seq
 ``counters`` (the atomic ``seq`` allocator) and ``claims`` (one document per
 conditional-create criteria, whose unique ``_id`` serializes identical creates across
 processes and hosts). On a replica set a batch commits in one multi-document
-transaction; on a standalone server (and mongomock in CI) it is applied in order and
-undone step by step if any step fails.
+transaction; on a standalone server it is applied in order and
+undone step by step if any step fails (transaction Bundles are refused there).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """MongoDB search: the ``idx`` sub-document, its indexes, and running a SearchQuery.
 
-Only operations both pymongo's AsyncDatabase and mongomock-motor support are used
+Only plain operations are used, which every MongoDB-compatible server supports
 (find with filter/sort/limit/projection, count_documents, create_index).
 """
 

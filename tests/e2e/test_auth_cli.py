@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from joserfc.jwk import ECKey, KeySet
 
@@ -23,6 +24,7 @@ from fhir_server.security.context import SecurityContext
 from fhir_server.security.settings import SecuritySettings, fhir_base
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
+from tests.e2e.conftest import start_server
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -132,3 +134,45 @@ def test_refusals_and_client_registration(tmp_path: Path) -> None:
     claims = verify_access_token(ring, token, issuer=BASE, audience=BASE)
     assert claims["scope"] == "user/Observation.crus"  # roles.json nurse ceiling: no delete
     assert ring.active_kid() in rotated.stdout
+
+
+def test_tokens_revoke_is_refused_by_a_running_server_at_once(tmp_path: Path) -> None:
+    """`medicore tokens revoke` in one process; the server (another) refuses the next use."""
+    module = "fhir_server.cli"
+    added = run(
+        module, tmp_path, "users", "add", "dr.rv", "--role", "doctor", "--password", "x" * 12
+    )
+    assert added.returncode == 0, added.stderr
+    store = f"sqlite:///{tmp_path / 'data' / 'medicore.db'}"
+    server = start_server(tmp_path, "--store", store, auth=True)
+    try:
+        tokens = []
+        for _ in range(2):
+            out = run(module, tmp_path, "token", "--user", "dr.rv", "--scope", "user/*.rs")
+            assert out.returncode == 0, out.stderr
+            jti = next(
+                line.split()[-1] for line in out.stderr.splitlines() if line.startswith("jti:")
+            )
+            tokens.append((out.stdout.strip().splitlines()[-1], jti))
+        for token, _ in tokens:  # each token verified (and cached) by the server
+            r = httpx.get(
+                f"{server.base}/fhir/Patient", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 200, r.text
+        by_jti = run(module, tmp_path, "tokens", "revoke", tokens[0][1])
+        assert by_jti.returncode == 0, by_jti.stderr
+        assert "of dr.rv" in by_jti.stdout and by_jti.stderr == ""
+        by_stdin = run(module, tmp_path, "tokens", "revoke", "-", stdin=tokens[1][0] + "\n")
+        assert by_stdin.returncode == 0, by_stdin.stderr
+        for token, _ in tokens:
+            r = httpx.get(
+                f"{server.base}/fhir/Patient", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert r.status_code == 401
+            assert "revoked" in r.headers["WWW-Authenticate"]
+        unknown = run(module, tmp_path, "tokens", "revoke", "not-a-recorded-jti")
+        assert unknown.returncode == 0 and "no record of this jti" in unknown.stderr
+        bad = run(module, tmp_path, "tokens", "revoke", "a.b.c")
+        assert bad.returncode == 1 and "not a live access token" in bad.stderr
+    finally:
+        server.stop()

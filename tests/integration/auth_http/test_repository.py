@@ -22,7 +22,7 @@ from fhir_server.storage.base import RecordExists, Store
 
 
 async def test_jti_replay_and_purge(store: Store) -> None:
-    repo = AuthRepository(store)
+    repo = AuthRepository(store, purge_chance=0.0)
     now = int(time.time())
     assert await repo.add_if_absent("c1", "j1", expires_at=now + 60)
     assert not await repo.add_if_absent("c1", "j1", expires_at=now + 60)

@@ -1,5 +1,5 @@
 """MongoDB backup: the tool invocations (no mongodump here: a recording stand-in on PATH)
-and the inventory (on mongomock through the real adapter)."""
+and the inventory (on the tests' real MongoDB server, through the real adapter)."""
 
 from __future__ import annotations
 

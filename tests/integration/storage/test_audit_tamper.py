@@ -91,7 +91,8 @@ async def _insert(store: Store) -> None:
         for row in rows:
             conn.execute("UPDATE audit SET position = ? WHERE position = ?", (row[0] + 1, row[0]))
         conn.execute(
-            "INSERT INTO audit VALUES (3, 'forged', '2026-11-26T10:00:02.5Z', ?, ?, ?)",
+            "INSERT INTO audit (position, event_id, recorded, prev_hash, hash, event, layout)"
+            " VALUES (3, 'forged', '2026-11-26T10:00:02.5Z', ?, ?, ?, 2)",
             (rows[-1][3], "0" * 64, fake),
         )
     else:

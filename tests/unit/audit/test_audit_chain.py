@@ -15,6 +15,7 @@ import pytest
 from audit.chain import (
     EMPTY_HEAD,
     GENESIS,
+    LEGACY_LAYOUT,
     ChainedRecord,
     ChainHead,
     Checkpoint,
@@ -63,11 +64,21 @@ def test_intact_chain_verifies(chain: list[ChainedRecord]) -> None:
 
 def test_seal_matches_documented_formula() -> None:
     event = {"b": 1, "a": "é"}
-    expected = hmac.new(
+    legacy = hmac.new(
         KEY, b'medicore-audit-v1\n3\nabc\n{"a":"\xc3\xa9","b":1}', hashlib.sha256
     ).hexdigest()
-    assert seal(b'{ "b": 1, "a": "\\u00e9" }', prev_hash="abc", key=KEY, position=3) == expected
+    raw = b'{ "b": 1, "a": "\\u00e9" }'
+    assert seal(raw, prev_hash="abc", key=KEY, position=3, layout=LEGACY_LAYOUT) == legacy
     assert canonical_json(event) == b'{"a":"\xc3\xa9","b":1}'
+    # layout 2: every stored column but the hash, the columns as a JSON array
+    current = hmac.new(
+        KEY,
+        b'medicore-audit-v2\n[3,"abc","ev-1","2026-03-01T08:00:00Z"]\n'
+        b'{"id":"ev-1","recorded":"2026-03-01T08:00:00Z"}',
+        hashlib.sha256,
+    ).hexdigest()
+    body = b'{"recorded": "2026-03-01T08:00:00Z", "id": "ev-1"}'
+    assert seal(body, prev_hash="abc", key=KEY, position=3) == current
 
 
 def test_seal_binds_position_prev_hash_and_key() -> None:
@@ -277,3 +288,79 @@ def test_canonical_json_is_sorted_compact_utf8() -> None:
     assert canonical_json(event) == stdlib.encode("utf-8")
     with pytest.raises(ValueError):
         canonical_json({"opaque": object()})
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("event_id", "ev-X"), ("recorded", "2026-03-01T09:00:00.000000Z"), ("layout", 1)],
+)
+def test_altered_column_beside_the_event_named(
+    chain: list[ChainedRecord], column: str, value: Any
+) -> None:
+    chain[5] = dataclasses.replace(chain[5], **{column: value})
+    report = verify(chain, key=KEY)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("altered", 6)
+
+
+@pytest.mark.parametrize("layout", [0, 3, 2.0, "2", True])
+def test_a_layout_we_never_write_is_altered(chain: list[ChainedRecord], layout: Any) -> None:
+    chain[2] = dataclasses.replace(chain[2], layout=layout)
+    report = verify(chain, key=KEY)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("altered", 3)
+
+
+@pytest.mark.parametrize("column", ["prev_hash", "hash", "event_id", "recorded"])
+def test_a_column_that_is_not_text_is_altered_not_a_crash(
+    chain: list[ChainedRecord], column: str
+) -> None:
+    chain[1] = dataclasses.replace(chain[1], **{column: b"\x00"})
+    report = verify(chain, key=KEY)
+    assert report.problem is not None
+    assert report.problem.position == 2
+
+
+def legacy_chain(events: list[dict[str, Any]]) -> list[ChainedRecord]:
+    """Records as the previous release sealed them (layout 1), columns as it stored them."""
+    records, prev = [], GENESIS
+    for n, event in enumerate(events, start=1):
+        body = canonical_json(event)
+        digest = seal(body, prev_hash=prev, key=KEY, position=n, layout=LEGACY_LAYOUT)
+        records.append(
+            ChainedRecord(
+                position=n,
+                prev_hash=prev,
+                hash=digest,
+                event_json=body,
+                event_id=event["id"],
+                recorded=event["recorded"],
+            )
+        )
+        prev = digest
+    return records
+
+
+def test_legacy_records_verify_and_the_chain_continues_in_layout_2() -> None:
+    old = legacy_chain(make_events(4))
+    new = seal_batch(make_events(2), head=ChainHead(4, old[-1].hash), key=KEY)
+    assert [r.layout for r in old + new] == [1, 1, 1, 1, 2, 2]
+    assert verify(old + new, key=KEY).ok
+
+
+@pytest.mark.parametrize(("column", "value"), [("event_id", "ev-X"), ("recorded", "2020")])
+def test_legacy_columns_must_equal_the_sealed_event(column: str, value: str) -> None:
+    old = legacy_chain(make_events(4))
+    old[2] = dataclasses.replace(old[2], **{column: value})
+    report = verify(old, key=KEY)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("altered", 3)
+    assert report.problem.detail == "event_id or recorded column differs from the sealed event"
+
+
+def test_a_legacy_record_relabelled_layout_2_is_altered() -> None:
+    old = legacy_chain(make_events(3))
+    old[0] = dataclasses.replace(old[0], layout=2)
+    report = verify(old, key=KEY)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("altered", 1)

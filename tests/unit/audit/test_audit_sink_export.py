@@ -86,8 +86,16 @@ async def test_export_round_trip(tmp_path: Path) -> None:
     lines = path.read_bytes().splitlines()
     assert len(lines) == 4
     first = json.loads(lines[0])
-    assert set(first) == {"event", "hash", "position", "prev_hash"}
-    assert first["position"] == 3
+    assert set(first) == {
+        "event",
+        "hash",
+        "position",
+        "prev_hash",
+        "event_id",
+        "recorded",
+        "layout",
+    }
+    assert (first["position"], first["layout"], first["event_id"]) == (3, 2, "ev-2-2")
     assert first["event"] == event(2, 2)
     report = verify_export(path, key=KEY)
     assert report.ok
@@ -205,3 +213,39 @@ def test_progress_bar_only_on_terminal() -> None:
     draw(1, 2)
     draw(2, 2)
     assert screen.getvalue() == "\r[##--] 1/2\r[####] 2/2\n"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("event_id", "ev-X"), ("recorded", "2020-01-01T00:00:00Z"), ("layout", 1), ("layout", None)],
+)
+async def test_an_exported_column_edited_or_dropped_is_named(
+    tmp_path: Path, field: str, value: Any
+) -> None:
+    path, lines = await tampered_export(tmp_path)
+    edited = json.loads(lines[3])
+    if value is None:
+        del edited[field]  # a layout-2 line passed off as an old (layout-1) one
+    else:
+        edited[field] = value
+    path.write_bytes(b"".join([*lines[:3], json.dumps(edited).encode() + b"\n", *lines[4:]]))
+    report = verify_export(path, key=KEY)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.position) == ("altered", 4)
+
+
+def test_an_export_from_before_layout_2_still_verifies(tmp_path: Path) -> None:
+    """Old archives: layout-1 seals, lines without layout, event_id or recorded."""
+    from audit.chain import GENESIS, LEGACY_LAYOUT, canonical_json, seal
+
+    prev, lines = GENESIS, []
+    for n in range(1, 4):
+        body = canonical_json(event(n))
+        digest = seal(body, prev_hash=prev, key=KEY, position=n, layout=LEGACY_LAYOUT)
+        line = {"position": n, "prev_hash": prev, "hash": digest, "event": event(n)}
+        lines.append(json.dumps(line).encode() + b"\n")
+        prev = digest
+    path = tmp_path / "old.ndjson"
+    path.write_bytes(b"".join(lines))
+    report = verify_export(path, key=KEY)
+    assert report.ok and report.checked == 3
