@@ -80,7 +80,7 @@ class Plan:
     # Amendment Provenances by the "Type/id" they correct, and versions written here.
     amendments: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
-    # Conditional criteria looked up in this plan: key -> (query, matches). A transaction
+    # Conditional criteria looked up in this plan, by key. A transaction
     # resolves its ids first and plans its entries after; both see one look-up.
     lookups: dict[str, Lookup] = field(default_factory=dict)
 
@@ -188,7 +188,11 @@ class Planner:
             confined = plan.guard.confine(query)
             visible = await self.store.count_matches(confined, limit=2)
             hidden = False
-            if confined is not query and len(visible) < 2:
+            narrowed = (confined.resource_types, confined.criteria) != (
+                query.resource_types,
+                query.criteria,
+            )
+            if narrowed and len(visible) < 2:
                 every = await self.store.count_matches(query, limit=2)
                 hidden = len(every) > len(visible)
             known = Lookup(query, visible, hidden)
