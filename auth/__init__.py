@@ -6,7 +6,7 @@ The names below are the ones the server wires in; the submodules (`auth.tokens`,
 
 from __future__ import annotations
 
-from auth.compartment import compartment_search_params, in_patient_compartment
+from auth.compartment import compartment_patients, patient_criteria
 from auth.decision import Decision, Principal, decide
 from auth.errors import AuthError, InvalidScope, InvalidToken, OAuthError
 from auth.keys import KeyRing
@@ -24,7 +24,7 @@ __all__ = [
     "RoleTable",
     "ScopeSet",
     "SearchConstraint",
-    "compartment_search_params",
+    "compartment_patients",
     "decide",
-    "in_patient_compartment",
+    "patient_criteria",
 ]

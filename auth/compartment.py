@@ -24,16 +24,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-#: resource type -> compartment search parameters (CompartmentDefinition-patient, R4).
-COMPARTMENT_PARAMS: Mapping[str, tuple[str, ...]] = {
-    "Patient": ("link",),
-    "Encounter": ("patient",),
-    "MedicationRequest": ("subject",),
-    "Observation": ("subject", "performer"),
-    "Provenance": ("patient",),
-    "AuditEvent": ("patient",),
-}
-
 #: resource type -> JSON paths (dotted, lists flattened) whose References are checked.
 _REFERENCE_PATHS: Mapping[str, tuple[str, ...]] = {
     "Patient": ("link.other",),
@@ -66,15 +56,6 @@ def patient_criteria(resource_type: str, patient_id: str) -> list[tuple[str, str
     if param is None:
         return None
     return [(param, patient_id if param == "_id" else f"Patient/{patient_id}")]
-
-
-def compartment_search_params(resource_type: str) -> list[str]:
-    """Search parameters that narrow a search of `resource_type` to one patient.
-
-    A search is in the compartment when ANY of them equals `Patient/<id>`. Types outside
-    the compartment definition get an empty list, which means "never in the compartment".
-    """
-    return list(COMPARTMENT_PARAMS.get(resource_type, ()))
 
 
 def _walk(node: Any, parts: list[str]) -> Iterator[Any]:
@@ -123,18 +104,9 @@ def compartment_patients(resource: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(_patient_ids(resource)))
 
 
-def in_patient_compartment(resource: Mapping[str, Any], patient_id: str) -> bool:
-    """True when `resource` belongs to the compartment of Patient `patient_id` (stops at
-    the first match: this runs for every hit of a patient-scoped search)."""
-    return any(found == patient_id for found in _patient_ids(resource))
-
-
 __all__ = [
-    "COMPARTMENT_PARAMS",
     "PATIENT_PARAMS",
     "compartment_patients",
-    "compartment_search_params",
-    "in_patient_compartment",
     "patient_criteria",
     "patient_id_of_reference",
 ]

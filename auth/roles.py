@@ -40,7 +40,7 @@ class RoleCeiling:
     def permits(self, interaction: str, resource_type: str) -> bool:
         """Whether the ceiling lets this interaction through (before scopes are looked at)."""
         if self.registered is not None:
-            return bool(self.registered.granting(interaction, resource_type))
+            return self.registered.allows(interaction, resource_type)
         return letter_for(interaction) in self.resources.get(resource_type, "")
 
     def registered_queries(

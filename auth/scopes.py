@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import parse_qsl
 
 from auth.errors import InvalidScope
@@ -123,10 +123,6 @@ class ResourceScope:
         """True when type and letter match, ignoring the query restriction."""
         return letter in self.letters and self.resource_type in ("*", resource_type)
 
-    def matches(self, resource: Mapping[str, Any]) -> bool:
-        """True when a resource body satisfies every query parameter (fail closed)."""
-        return all(_token_matches(resource.get(name), value) for name, value in self.query)
-
     def covers(self, other: ResourceScope) -> bool:
         """True when this scope grants at least everything `other` grants."""
         return (
@@ -146,37 +142,6 @@ def _parse_query(scope: str, text: str) -> tuple[tuple[str, str], ...]:
         if not _PARAM_NAME.fullmatch(name) or not value:
             raise InvalidScope(scope, "query restriction needs name=value token parameters")
     return tuple(sorted(pairs))
-
-
-def _codings(element: Any) -> Iterable[tuple[str | None, str | None]]:
-    """(system, code) pairs of a code, Coding, CodeableConcept, or list of them."""
-    if isinstance(element, list):
-        for item in element:
-            yield from _codings(item)
-    elif isinstance(element, str):
-        yield None, element
-    elif isinstance(element, Mapping):
-        if "coding" in element:
-            yield from _codings(element["coding"])
-        elif "code" in element:
-            yield element.get("system"), element.get("code")
-
-
-def _token_matches(element: Any, value: str) -> bool:
-    """FHIR token search semantics for `code`, `system|code`, `system|` and `|code`."""
-    if "|" in value:
-        system, code = value.split("|", 1)
-    else:
-        system, code = None, value
-    for sys_, code_ in _codings(element):
-        if system is not None and system != "" and sys_ != system:
-            continue
-        if system == "" and sys_ is not None:
-            continue
-        if code and code_ != code:
-            continue
-        return True
-    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,22 +187,10 @@ class ScopeSet:
         letter = letter_for(interaction)
         return tuple(s for s in self.resource_scopes if s.applies_to(letter, resource_type))
 
-    def allows(
-        self,
-        interaction: str,
-        resource_type: str,
-        resource: Mapping[str, Any] | None = None,
-    ) -> bool:
-        """Whether some scope allows the interaction (query restrictions checked on `resource`).
-
-        With `resource=None` this is a pre-check: a query-restricted scope counts, and the
-        caller must check the body again (or narrow the search with `search_constraints`).
-        Patient-compartment confinement is `auth.decision`'s job, not this one's.
-        """
-        scopes = self.granting(interaction, resource_type)
-        if resource is None:
-            return bool(scopes)
-        return any(s.matches(resource) for s in scopes)
+    def allows(self, interaction: str, resource_type: str) -> bool:
+        """Whether some scope grants the interaction on the type; query restrictions and
+        the patient context are constraints of ``auth.decision``, applied by the server."""
+        return bool(self.granting(interaction, resource_type))
 
     def missing_scope(self, interaction: str, resource_type: str) -> str:
         """The narrowest scope that would allow the interaction, for the 403 message."""

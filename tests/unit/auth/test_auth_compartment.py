@@ -8,79 +8,12 @@ import pytest
 
 from auth.compartment import (
     compartment_patients,
-    compartment_search_params,
-    in_patient_compartment,
     patient_id_of_reference,
 )
 
 
 def ref(text: str) -> dict[str, str]:
     return {"reference": text}
-
-
-# (resource, patient id, expected)
-CASES: list[tuple[dict[str, Any], str, bool]] = [
-    ({"resourceType": "Patient", "id": "p1"}, "p1", True),
-    ({"resourceType": "Patient", "id": "p2"}, "p1", False),
-    ({"resourceType": "Patient", "id": "p2", "link": [{"other": ref("Patient/p1")}]}, "p1", True),
-    ({"resourceType": "Encounter", "subject": ref("Patient/p1")}, "p1", True),
-    ({"resourceType": "Encounter", "subject": ref("Patient/p2")}, "p1", False),
-    ({"resourceType": "Encounter", "subject": ref("Group/p1")}, "p1", False),
-    ({"resourceType": "MedicationRequest", "subject": ref("Patient/p1")}, "p1", True),
-    ({"resourceType": "MedicationRequest", "requester": ref("Patient/p1")}, "p1", False),
-    ({"resourceType": "Observation", "subject": ref("Patient/p1")}, "p1", True),
-    (
-        {
-            "resourceType": "Observation",
-            "subject": ref("Patient/p2"),
-            "performer": [ref("Practitioner/d1"), ref("Patient/p1")],
-        },
-        "p1",
-        True,
-    ),
-    ({"resourceType": "Observation", "subject": ref("Patient/p10")}, "p1", False),
-    ({"resourceType": "Observation", "subject": ref("Device/p1")}, "p1", False),
-    (
-        {"resourceType": "Observation", "subject": ref("https://h.example/fhir/Patient/p1")},
-        "p1",
-        True,
-    ),
-    ({"resourceType": "Observation", "subject": ref("Patient/p1/_history/3")}, "p1", True),
-    ({"resourceType": "Observation", "subject": {"display": "somebody"}}, "p1", False),
-    ({"resourceType": "Observation"}, "p1", False),
-    (
-        {"resourceType": "Provenance", "target": [ref("Observation/o1"), ref("Patient/p1")]},
-        "p1",
-        True,
-    ),
-    ({"resourceType": "Provenance", "target": [ref("Observation/o1")]}, "p1", False),
-    ({"resourceType": "AuditEvent", "entity": [{"what": ref("Patient/p1")}]}, "p1", True),
-    ({"resourceType": "AuditEvent", "agent": [{"who": ref("Patient/p1")}]}, "p1", True),
-    ({"resourceType": "AuditEvent", "agent": [{"who": ref("Practitioner/p1")}]}, "p1", False),
-    ({"resourceType": "Medication", "subject": ref("Patient/p1")}, "p1", False),
-    ({"subject": ref("Patient/p1")}, "p1", False),
-]
-
-
-@pytest.mark.parametrize(("resource", "patient", "expected"), CASES)
-def test_in_patient_compartment(resource: dict[str, Any], patient: str, expected: bool):
-    assert in_patient_compartment(resource, patient) is expected
-
-
-@pytest.mark.parametrize(
-    ("rtype", "params"),
-    [
-        ("Patient", ["link"]),
-        ("Encounter", ["patient"]),
-        ("MedicationRequest", ["subject"]),
-        ("Observation", ["subject", "performer"]),
-        ("Provenance", ["patient"]),
-        ("AuditEvent", ["patient"]),
-        ("Medication", []),
-    ],
-)
-def test_compartment_search_params(rtype: str, params: list[str]):
-    assert compartment_search_params(rtype) == params
 
 
 @pytest.mark.parametrize(

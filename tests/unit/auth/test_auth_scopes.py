@@ -115,45 +115,6 @@ def test_allows_table(scopes: str, interaction: str, rtype: str, expected: bool)
     assert ScopeSet.parse(scopes).allows(interaction, rtype) is expected
 
 
-def _obs(category: str) -> dict[str, object]:
-    return {
-        "resourceType": "Observation",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": category,
-                    }
-                ]
-            }
-        ],
-    }
-
-
-@pytest.mark.parametrize(
-    ("query", "category", "expected"),
-    [
-        (LAB, "laboratory", True),
-        (LAB, "vital-signs", False),
-        ("laboratory", "laboratory", True),
-        ("http://terminology.hl7.org/CodeSystem/observation-category|", "vital-signs", True),
-        ("http://other.example/cs|laboratory", "laboratory", False),
-        ("|laboratory", "laboratory", False),  # "|code" means "code with no system"
-    ],
-)
-def test_query_restriction_checks_the_resource(query: str, category: str, expected: bool):
-    scopes = ScopeSet.parse(f"patient/Observation.rs?category={query}")
-    assert scopes.allows("read", "Observation", _obs(category)) is expected
-    # without a body it is a pre-check that cannot yet refuse
-    assert scopes.allows("read", "Observation") is True
-
-
-def test_query_restriction_on_missing_element_fails_closed():
-    scopes = ScopeSet.parse("user/Observation.rs?category=laboratory")
-    assert scopes.allows("read", "Observation", {"resourceType": "Observation"}) is False
-
-
 @pytest.mark.parametrize(
     ("scopes", "interaction", "rtype", "missing"),
     [

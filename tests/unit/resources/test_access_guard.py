@@ -107,3 +107,72 @@ def test_patient_context_write_about_two_patients_is_refused() -> None:
 def test_a_scope_query_the_server_cannot_evaluate_grants_nothing() -> None:
     g = guard("patient/Observation.rs?no-such-param=1")
     assert status_of(g, "read", obs("p1")) == 404
+
+
+# Token semantics of a scope's query restriction (moved here with the one evaluator).
+@pytest.mark.parametrize(
+    ("query", "category", "expected"),
+    [
+        (LAB, "laboratory", True),
+        (LAB, "vital-signs", False),
+        ("laboratory", "laboratory", True),
+        (f"{LAB_SYSTEM}|", "vital-signs", True),
+        ("http://other.example/cs|laboratory", "laboratory", False),
+        ("|laboratory", "laboratory", False),  # "|code" means "code with no system"
+    ],
+)
+def test_query_restriction_checks_the_resource(query: str, category: str, expected: bool) -> None:
+    g = guard(f"patient/Observation.rs?category={query}")
+    assert status_of(g, "read", obs("p1", category)) == (200 if expected else 404)
+
+
+def test_query_restriction_on_missing_element_fails_closed() -> None:
+    g = guard("user/Observation.rs?category=laboratory")
+    bare = {k: v for k, v in obs("p1").items() if k != "category"}
+    assert status_of(g, "read", bare) == 404
+
+
+def ref(text: str) -> dict[str, str]:
+    return {"reference": text}
+
+
+# Whom a resource is about, for a patient token of p1. The three marked cases were in
+# the R4 patient compartment and are not about p1: they are no longer readable by it.
+ABOUT_P1: list[tuple[dict[str, Any], bool]] = [
+    ({"resourceType": "Patient", "id": "p1"}, True),
+    ({"resourceType": "Patient", "id": "p2"}, False),
+    ({"resourceType": "Patient", "id": "p2", "link": [{"other": ref("Patient/p1")}]}, False),  # was
+    ({"resourceType": "Encounter", "subject": ref("Patient/p1")}, True),
+    ({"resourceType": "Encounter", "subject": ref("Patient/p2")}, False),
+    ({"resourceType": "Encounter", "subject": ref("Group/p1")}, False),
+    ({"resourceType": "MedicationRequest", "subject": ref("Patient/p1")}, True),
+    ({"resourceType": "MedicationRequest", "requester": ref("Patient/p1")}, False),
+    ({"resourceType": "Observation", "subject": ref("Patient/p1")}, True),
+    (
+        {
+            "resourceType": "Observation",
+            "subject": ref("Patient/p2"),
+            "performer": [ref("Practitioner/d1"), ref("Patient/p1")],
+        },
+        False,  # was
+    ),
+    ({"resourceType": "Observation", "subject": ref("Patient/p10")}, False),
+    ({"resourceType": "Observation", "subject": ref("Device/p1")}, False),
+    (
+        {"resourceType": "Observation", "subject": ref("https://h.example/fhir/Patient/p1")},
+        False,
+    ),  # was
+    ({"resourceType": "Observation", "subject": ref("Patient/p1/_history/3")}, True),
+    ({"resourceType": "Observation", "subject": {"display": "somebody"}}, False),
+    ({"resourceType": "Observation"}, False),
+    ({"resourceType": "Provenance", "target": [ref("Observation/o1"), ref("Patient/p1")]}, True),
+    ({"resourceType": "Provenance", "target": [ref("Observation/o1")]}, False),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), ABOUT_P1)
+def test_a_patient_token_reads_what_is_about_its_patient(
+    resource: dict[str, Any], expected: bool
+) -> None:
+    g = guard("patient/*.rs")
+    assert status_of(g, "read", resource) == (200 if expected else 404)
