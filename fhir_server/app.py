@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -52,7 +53,10 @@ def create_app(
     hl7: Hl7Settings | None = None,
     demo: bool = False,
     observability: ObservabilitySettings | None = None,
+    mllp_socket: socket.socket | None = None,
 ) -> FastAPI:
+    """``mllp_socket``: a listening socket to accept MLLP on instead of binding the port
+    (a worker of a supervised server shares its supervisor's)."""
     settings = settings or Settings()
     check_audit_allowed(settings)
     if isinstance(store, MeteredStore):
@@ -75,19 +79,16 @@ def create_app(
         await the_store.open()
         if demo:
             await seed_demo_accounts(the_store)
-        indexer = asyncio.create_task(
-            supervise(settings)
-            if settings.audit_indexer == "process"
-            else index_audit_forever(
-                the_store, registry=service.registry, interval=settings.audit_index_interval
-            )
-        )
+        indexing = _audit_indexing(settings, the_store, service)
+        indexer = asyncio.create_task(indexing) if indexing is not None else None
         try:
             yield
         finally:
-            indexer.cancel()
+            if indexer is not None:
+                indexer.cancel()
             try:
-                await indexer
+                if indexer is not None:
+                    await indexer
             except asyncio.CancelledError:
                 pass
             except Exception as exc:  # it failed earlier: say so, and still close the store
@@ -115,16 +116,10 @@ def create_app(
     install_security(app, settings, the_store)
     app.include_router(operations.router)  # before rest: "$validate" is not an id
     app.include_router(rest.router)
-    install_hl7(app, settings, hl7=hl7)
+    install_hl7(app, settings, hl7=hl7, sock=mllp_socket)
     install_observability(app, observability, metrics=metrics)
     app.state.hl7.on_ack = metrics.observe_hl7
     service.audit_batcher.timer = metrics.time_audit_write
-
-    async def count_mllp_connections() -> None:
-        listener = app.state.hl7_listener
-        metrics.mllp_connections.set(listener.connections if listener is not None else 0)
-
-    metrics.add_refresher(count_mllp_connections)
 
     async def measure_audit_backlog() -> None:
         metrics.audit_index_backlog.set(await the_store.audit_backlog())
@@ -132,3 +127,15 @@ def create_app(
     metrics.add_refresher(measure_audit_backlog)
     app.state.health.register("mllp", mllp_readiness(app))
     return app
+
+
+def _audit_indexing(
+    settings: Settings, store: Store, service: ResourceService
+) -> Coroutine[None, None, None] | None:
+    if settings.audit_indexer == "process":
+        return supervise(settings)
+    if settings.audit_indexer == "inline":
+        return index_audit_forever(
+            store, registry=service.registry, interval=settings.audit_index_interval
+        )
+    return None  # "external": the supervisor runs it once for all workers

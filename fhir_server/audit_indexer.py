@@ -10,7 +10,6 @@ brings the index up to date itself before answering a search that reads AuditEve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import sys
 
 from fhir_server.gc_tuning import tune_for_serving
 from fhir_server.search.registry import SearchRegistry
+from fhir_server.serving.processes import OnChange, keep_running
 from fhir_server.settings import Settings
 from fhir_server.storage.base import Store
 
@@ -26,7 +26,6 @@ log = logging.getLogger("medicore.audit")
 _NICENESS = 10
 _IDLE_SECONDS = 0.2  # nothing to index: look again this much later
 _RETRY_SECONDS = 5.0  # the store failed: one warning per wait, not a flood
-_RESTART_SECONDS = (1.0, 30.0)  # first and longest wait before restarting a dead indexer
 
 
 async def follow(store: Store, *, registry: SearchRegistry, parent_pid: int | None) -> None:
@@ -57,41 +56,10 @@ def _child_environment(settings: Settings) -> dict[str, str]:
     }
 
 
-async def supervise(settings: Settings) -> None:
+async def supervise(settings: Settings, *, on_change: OnChange | None = None) -> None:
     """Run the indexer process until cancelled, restarting it (with backoff) if it exits."""
     command = [sys.executable, "-m", "fhir_server.cli", "audit", "index", "--follow"]
     command += ["--parent", str(os.getpid())]
-    loop = asyncio.get_running_loop()
-    wait = _RESTART_SECONDS[0]
-    while True:
-        started = loop.time()
-        try:
-            # Its own session: a Ctrl-C on the server's terminal reaches the server only,
-            # which stops the child itself (and the child exits if the server dies).
-            process = await asyncio.create_subprocess_exec(
-                *command, env=_child_environment(settings), start_new_session=True
-            )
-        except OSError as exc:  # fork or exec failed (no memory, no processes left)
-            outcome = f"could not start ({type(exc).__name__})"
-        else:
-            try:
-                outcome = f"exited (code {await process.wait()})"
-            except asyncio.CancelledError:
-                await _stop(process)
-                raise
-        if loop.time() - started > _RESTART_SECONDS[1]:
-            wait = _RESTART_SECONDS[0]  # it had been running fine: no backoff
-        log.warning("audit indexer process %s; restarting in %.0f s", outcome, wait)
-        await asyncio.sleep(wait)
-        wait = min(wait * 2, _RESTART_SECONDS[1])
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-    try:
-        await asyncio.wait_for(process.wait(), timeout=10)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
+    await keep_running(
+        "audit indexer process", command, env=_child_environment(settings), on_change=on_change
+    )

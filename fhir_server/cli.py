@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -12,14 +13,11 @@ from pydantic import ValidationError
 from fhir_server import cli_audit, cli_auth, cli_hl7, cli_ops
 from fhir_server.gc_tuning import tune_for_serving
 from fhir_server.security import refuse_demo_in_production
+from fhir_server.serving.plan import ServePlan, worker_count
 from fhir_server.settings import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from fhir_server.app import create_app
-
     overrides: dict[str, Any] = {
         key: value
         for key, value in (("host", args.host), ("port", args.port), ("store", args.store))
@@ -31,16 +29,38 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"audit_indexer": "process"})
     if args.demo:
         refuse_demo_in_production(settings)
-    app = create_app(settings, hl7=cli_hl7.hl7_settings_from_args(args), demo=args.demo)
+    plan = ServePlan(
+        settings,
+        cli_hl7.hl7_settings_from_args(args),
+        log_level=args.log_level,
+        demo=args.demo,
+        workers=worker_count(args.workers or os.environ.get("MEDICORE_WORKERS") or "1"),
+    )
+    if plan.workers > 1:
+        from fhir_server.serving.supervisor import run_supervised
+
+        return run_supervised(plan)
+    return _serve_alone(plan)
+
+
+def _serve_alone(plan: ServePlan) -> int:
+    """One process: uvicorn serves, and the app runs its background duties itself."""
+    import uvicorn
+
+    from fhir_server.app import create_app
+    from fhir_server.serving.worker import GRACEFUL_SHUTDOWN_SECONDS
+
+    settings = plan.settings
+    app = create_app(settings, hl7=plan.hl7, demo=plan.demo)
     tune_for_serving()
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=args.log_level,
+        log_level=plan.log_level,
         proxy_headers=True,
         access_log=False,  # its lines carry raw query strings (PHI); ours carry none
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     return 0
 
@@ -57,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(MEDICORE_STORE)",
     )
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--workers",
+        help="server processes sharing the HTTP and MLLP ports: a number or 'auto' (one per "
+        "core) (MEDICORE_WORKERS, default 1)",
+    )
     serve.add_argument(
         "--demo",
         action="store_true",

@@ -24,9 +24,10 @@ class Settings(BaseSettings):
     auth_required: bool = True  # false only for local development and tests; refused in production
     audit_key: str | None = None  # HMAC key of the audit chain; else <data_dir>/keys/audit-hmac.key
     audit_index_interval: float = 2.0  # seconds between background AuditEvent indexing runs
-    # Who indexes AuditEvents for search: a task in the server ("inline") or a child
-    # process on another core ("process", what ``medicore serve`` runs by default).
-    audit_indexer: Literal["inline", "process"] = "inline"
+    # Who indexes AuditEvents for search: a task in the server ("inline"), a child
+    # process on another core ("process", what ``medicore serve`` runs by default), or
+    # someone else ("external": the supervisor of a server with several workers).
+    audit_indexer: Literal["inline", "process", "external"] = "inline"
     # Profiles: extra StructureDefinition folders loaded at start, profiles every resource
     # of a type must meet (JSON: {"Patient": "<url>"}), and whether an unknown claimed
     # profile is an error (default: a warning).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -42,8 +43,15 @@ __all__ = [
 log = logging.getLogger("medicore.hl7")
 
 
-def install_hl7(app: FastAPI, settings: Settings, *, hl7: Hl7Settings | None = None) -> None:
-    """Add the ``/hl7/v2`` routes and run the listener and recovery with the app."""
+def install_hl7(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    hl7: Hl7Settings | None = None,
+    sock: socket.socket | None = None,
+) -> None:
+    """Add the ``/hl7/v2`` routes and run the listener and recovery with the app;
+    ``sock`` is a listening socket to accept on instead of binding the MLLP port."""
     from fhir_server.api.hl7_endpoints import router  # the router imports this package
 
     hl7_settings = hl7 or Hl7Settings()
@@ -55,6 +63,7 @@ def install_hl7(app: FastAPI, settings: Settings, *, hl7: Hl7Settings | None = N
     )
     app.state.hl7_listener = None
     app.state.hl7_recovery = None
+    app.state.hl7_socket = sock
     app.include_router(router)
 
     inner = app.router.lifespan_context
@@ -95,7 +104,11 @@ async def start_hl7(app: FastAPI) -> None:
             port=settings.mllp_port,
             max_message_bytes=settings.mllp_max_message_bytes,
             idle_timeout=settings.mllp_idle_timeout,
+            sock=app.state.hl7_socket,
         )
+        metrics = getattr(app.state, "metrics", None)
+        if metrics is not None:
+            listener.on_connections = metrics.mllp_connections.set
         try:
             await listener.start()
         except OSError as exc:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, start_hl7_server
@@ -86,8 +88,11 @@ class MllpListener:
         port: int,
         max_message_bytes: int,
         idle_timeout: float,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: an already listening socket to accept on (``host``/``port`` unused)."""
         self.processor = processor
+        self.sock = sock
         self.host = host
         self.port = port
         self.max_message_bytes = max_message_bytes
@@ -95,11 +100,18 @@ class MllpListener:
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
         self._closing = False
+        #: Told the number of open connections whenever it changes (a metrics gauge).
+        self.on_connections: Callable[[int], None] | None = None
 
     async def start(self) -> None:
-        self._server = await start_hl7_server(
-            self._serve, self.host, self.port, limit=self.max_message_bytes
-        )
+        if self.sock is not None:
+            self._server = await start_hl7_server(
+                self._serve, sock=self.sock, limit=self.max_message_bytes
+            )
+        else:
+            self._server = await start_hl7_server(
+                self._serve, self.host, self.port, limit=self.max_message_bytes
+            )
         sockets = self._server.sockets or ()
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -126,12 +138,17 @@ class MllpListener:
 
     @property
     def connections(self) -> int:
-        """Open connections now (the metrics read it at scrape time)."""
+        """Open connections now."""
         return len(self._connections)
+
+    def _count_connections(self) -> None:
+        if self.on_connections is not None:
+            self.on_connections(len(self._connections))
 
     async def _serve(self, reader: HL7StreamReader, writer: HL7StreamWriter) -> None:
         conn = _Connection(writer, task=asyncio.current_task())
         self._connections.add(conn)
+        self._count_connections()
         try:
             await self._loop(reader, conn)
         except (ConnectionError, asyncio.CancelledError):
@@ -140,6 +157,7 @@ class MllpListener:
             log.error("MLLP connection failed (%s)", type(exc).__name__)
         finally:
             self._connections.discard(conn)
+            self._count_connections()
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

@@ -35,7 +35,7 @@ from fhir_server.resources.auditing import AuditTrail
 from fhir_server.resources.bundles import BundleProcessor
 from fhir_server.resources.requests import EntryUrl
 from fhir_server.resources.service import ResourceService
-from fhir_server.storage.base import RecordWrite, StoreError
+from fhir_server.storage.base import RecordChanged, RecordWrite, StoreError, WriteBatch
 
 __all__ = ["Ack", "AlreadyProcessed", "AuditFactory", "Hl7Processor"]
 
@@ -251,7 +251,9 @@ class Hl7Processor:
         trail = self.audit(conversion.header.sender) if self.audit is not None else None
         bundles = BundleProcessor(self.service, base_url=self.base_url, on_get=_no_get, trail=trail)
         try:
-            await bundles.process(conversion.bundle, records=[RecordWrite(KIND, key, doc)])
+            await bundles.process(conversion.bundle, records=[_settle(key, base, doc)])
+        except RecordChanged:
+            return await self._settled_elsewhere(key)
         except errors.FhirError as exc:
             return await self._fail(key, base, conversion.header, "AE", fhir_error(exc))
         except Exception as exc:  # never a dropped connection: AE and keep the message
@@ -275,11 +277,21 @@ class Hl7Processor:
         )
         log.warning("hl7: %s -> %s %s at %s", key, ack_code, error.code, error.location or "-")
         try:
-            await inbox.replace(self.store, key, doc)
+            await self.store.commit(WriteBatch(records=[_settle(key, base, doc)]))
+        except RecordChanged:
+            return await self._settled_elsewhere(key)
         except StoreError:
             # Still "received": start-up recovery or a resend will run it again.
             log.warning("hl7: could not record the failure of %s", key)
         return ack
+
+    async def _settled_elsewhere(self, key: str) -> Ack:
+        """Another process (a worker, another server) settled the message first: its ACK."""
+        settled = await self.store.get_record(KIND, key) or {}
+        if settled.get("ack"):
+            return Ack(settled["ack"], settled.get("ack_code") or "AA", key, True)
+        error = ConversionError("the message is being processed; resend later", error_code="206")
+        return self._ack(None, "AE", error, key=None)
 
     def _ack(
         self,
@@ -312,6 +324,13 @@ class Hl7Processor:
         worst = next((c for c in ("AR", "AE") if any(a.code == c for a in acks)), "AA")
         codec = acks[0].codec if acks else "utf-8"
         return Ack(text, worst, None, codec=codec)
+
+
+def _settle(key: str, base: dict[str, Any], doc: dict[str, Any]) -> RecordWrite:
+    """The message's outcome, written only if nobody settled it since ``base`` was read:
+    two processes given the same message both apply it, and the store keeps one."""
+    expect = {"status": base.get("status"), "attempts": base.get("attempts", 0)}
+    return RecordWrite(KIND, key, doc, expect=expect)
 
 
 def _retryable(prior: dict[str, Any]) -> bool:

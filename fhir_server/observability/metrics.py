@@ -2,13 +2,20 @@
 
 Labels are bounded sets: interaction names, resource types, status codes, store
 operation names, HL7 message types and ACK codes. Never an id, a path or a value.
+
+In a worker of a supervised server (``PROMETHEUS_MULTIPROC_DIR`` set by the supervisor)
+prometheus-client keeps every value in a file per process, and a scrape of any worker
+exposes the sum over all of them: the whole server, not the worker that answered.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,6 +24,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 
 Refresher = Callable[[], Awaitable[None]]
@@ -31,6 +39,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._refreshers: list[Refresher] = []
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         r = self.registry
         self.requests = Counter(
             "medicore_http_requests",
@@ -55,6 +64,7 @@ class Metrics:
             "medicore_http_active_requests",
             "HTTP requests being served right now (in-flight connections)",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.store_latency = Histogram(
             "medicore_store_operation_duration_seconds",
@@ -79,16 +89,19 @@ class Metrics:
             "medicore_hl7_dead_letter_depth",
             "HL7 messages kept for reprocessing (failed, not yet replayed)",
             registry=r,
+            multiprocess_mode="mostrecent",  # read from the store: any worker's last look
         )
         self.mllp_connections = Gauge(
             "medicore_mllp_active_connections",
             "Open MLLP connections",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.audit_index_backlog = Gauge(
             "medicore_audit_index_backlog",
             "AuditEvents recorded but not yet searchable (the indexer's lag)",
             registry=r,
+            multiprocess_mode="mostrecent",
         )
         self.audit_write_latency = Histogram(
             "medicore_audit_write_duration_seconds",
@@ -101,6 +114,7 @@ class Metrics:
             "1 when the named readiness check passed at its last run, else 0",
             ["check"],
             registry=r,
+            multiprocess_mode="mostrecent",
         )
 
     # -- helpers for other parts of the server ---------------------------------------
@@ -125,6 +139,36 @@ class Metrics:
         """An async callable run before each scrape, e.g. to count dead letters in the store."""
         self._refreshers.append(refresher)
 
+    def watch_server(self, status_path: Path) -> None:
+        """Expose a supervised server's worker counts, read from its status file."""
+        r = self.registry
+        expected = Gauge(
+            "medicore_workers",
+            "Worker processes the server runs",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        serving = Gauge(
+            "medicore_workers_serving",
+            "Worker processes running now",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        restarts = Gauge(
+            "medicore_worker_restarts",
+            "Workers restarted since the server started",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+
+        async def refresh() -> None:
+            status = json.loads(status_path.read_text())
+            expected.set(status["workers"])
+            serving.set(len(status["serving"]))
+            restarts.set(status["restarts"])
+
+        self.add_refresher(refresh)
+
     async def render(self) -> tuple[bytes, str]:
         """Run the refreshers (a failing one is skipped), then the exposition text."""
         for refresher in self._refreshers:
@@ -132,7 +176,11 @@ class Metrics:
                 await refresher()
             except Exception:  # a broken gauge source must not break the scrape
                 continue
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        every_worker = CollectorRegistry()
+        multiprocess.MultiProcessCollector(every_worker, path=self.multiprocess_dir)
+        return generate_latest(every_worker), CONTENT_TYPE_LATEST
 
 
 def _bounded(message_type: str) -> str:

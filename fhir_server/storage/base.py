@@ -54,6 +54,15 @@ class RecordExists(StoreError):
         self.key = key
 
 
+class RecordChanged(StoreError):
+    """An ``expect`` record write found the record changed (or gone) since it was read."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"record {kind} changed meanwhile")
+        self.kind = kind
+        self.key = key
+
+
 class ConditionalConflict(StoreError):
     """Another resource now matches a conditional-create criteria; re-plan the request."""
 
@@ -112,6 +121,10 @@ class RecordWrite:
     key: str
     doc: dict[str, Any] | None  # None deletes the record
     if_absent: bool = False  # insert only: RecordExists if the key is taken
+    #: Compare-and-set: the stored document's fields must still have these values (else
+    #: RecordChanged and nothing of the batch commits), so that of two processes acting
+    #: on what they both read, one wins.
+    expect: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from fhir_server.storage import mongo_search
 from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
+    RecordChanged,
     RecordExists,
     RecordWrite,
     StoreUnavailable,
@@ -144,8 +145,15 @@ class Commit:
         before = await records.find_one({"_id": key}, session=self.session)
         if record.if_absent and before is not None:
             raise RecordExists(record.kind, record.key)
+        # The expected values go into the write's filter too: without a transaction the
+        # read above may be stale by the time of the write.
+        guard = {f"doc.{name}": value for name, value in (record.expect or {}).items()}
+        if record.expect is not None and (
+            before is None or any(before["doc"].get(n) != v for n, v in record.expect.items())
+        ):
+            raise RecordChanged(record.kind, record.key)
         if record.doc is None:
-            await records.delete_one({"_id": key}, session=self.session)
+            await records.delete_one({"_id": key, **guard}, session=self.session)
         elif before is None:
             doc = {"_id": key, "kind": record.kind, "key": record.key, "doc": record.doc}
             try:
@@ -153,9 +161,11 @@ class Commit:
             except DuplicateKeyError:
                 raise RecordExists(record.kind, record.key) from None
         else:
-            await records.update_one(
-                {"_id": key}, {"$set": {"doc": record.doc}}, session=self.session
+            updated = await records.update_one(
+                {"_id": key, **guard}, {"$set": {"doc": record.doc}}, session=self.session
             )
+            if updated.matched_count != 1:
+                raise RecordChanged(record.kind, record.key)
         if before is None:
             self.undo_steps.append(lambda: records.delete_one({"_id": key}))
         else:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from fhir_server.storage.base import RecordExists, RecordWrite, record_field
+from fhir_server.storage.base import RecordChanged, RecordExists, RecordWrite, record_field
 from fhir_server.storage.sqlite_engine import SqliteEngine
 
 
@@ -57,6 +57,8 @@ class SqliteRecords(SqliteEngine):
 
 
 def apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
+    if record.expect is not None:
+        _check_expected(conn, record, record.expect)
     if record.doc is None:
         conn.execute("DELETE FROM record WHERE kind=? AND key=?", (record.kind, record.key))
         return
@@ -74,6 +76,18 @@ def apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
         " ON CONFLICT (kind, key) DO UPDATE SET doc=excluded.doc",
         (record.kind, record.key, doc),
     )
+
+
+def _check_expected(
+    conn: sqlite3.Connection, record: RecordWrite, expect: dict[str, Any]
+) -> None:
+    """Inside the writer's transaction, so nobody can change the row between the two."""
+    row = conn.execute(
+        "SELECT doc FROM record WHERE kind=? AND key=?", (record.kind, record.key)
+    ).fetchone()
+    stored = load_doc(row[0]) if row is not None else None
+    if stored is None or any(stored.get(name) != value for name, value in expect.items()):
+        raise RecordChanged(record.kind, record.key)
 
 
 def record_filter(kind: str, where: dict[str, str | int | bool] | None) -> tuple[str, list[Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fhir_server import audit_indexer
+from fhir_server.serving import processes
 from fhir_server.settings import Settings
 from tests.integration.ops.conftest import make_ops_app
 
@@ -23,9 +24,9 @@ async def test_a_failed_start_is_logged_and_retried(
         attempts.append(asyncio.get_running_loop().time())
         raise BlockingIOError("fork: resource temporarily unavailable")
 
-    monkeypatch.setattr(audit_indexer.asyncio, "create_subprocess_exec", no_fork)
-    monkeypatch.setattr(audit_indexer, "_RESTART_SECONDS", (0.01, 0.05))
-    caplog.set_level(logging.WARNING, logger="medicore.audit")
+    monkeypatch.setattr(processes.asyncio, "create_subprocess_exec", no_fork)
+    monkeypatch.setattr(processes, "RESTART_WAIT", (0.01, 0.05))
+    caplog.set_level(logging.WARNING, logger="medicore.serving")
     task = asyncio.create_task(audit_indexer.supervise(Settings()))
 
     async def three_attempts() -> None:

@@ -17,6 +17,7 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import (
     ConditionalClaim,
     ConditionalConflict,
+    RecordChanged,
     RecordExists,
     RecordWrite,
     Store,
@@ -292,3 +293,31 @@ def test_the_database_named_in_the_uri_is_the_one_used() -> None:
     assert named.db.name == "hospital_a"
     unnamed = MongoStore.from_uri("mongodb://127.0.0.1:1/?replicaSet=rs0", database="fallback")
     assert unnamed.db.name == "fallback"
+
+
+async def test_a_compare_and_set_record_write_commits_only_over_what_it_expects(
+    store: Store,
+) -> None:
+    key = "LAB|0002"
+    await store.commit(
+        WriteBatch(records=[RecordWrite("hl7_inbox", key, {"status": "received", "attempts": 0})])
+    )
+    settle = RecordWrite(
+        "hl7_inbox",
+        key,
+        {"status": "processed", "attempts": 1},
+        expect={"status": "received", "attempts": 0},
+    )
+    late = WriteBatch(
+        writes=[write(patient("cas1", 1), expected=0)],
+        records=[settle],
+    )
+    await store.commit(WriteBatch(records=[settle]))
+    with pytest.raises(RecordChanged):
+        await store.commit(late)  # what it expected is gone: nothing of the batch commits
+    assert await store.read("Patient", "cas1") is None
+    assert await store.get_record("hl7_inbox", key) == {"status": "processed", "attempts": 1}
+    with pytest.raises(RecordChanged):
+        await store.commit(
+            WriteBatch(records=[RecordWrite("hl7_inbox", "absent", {}, expect={"status": "x"})])
+        )
