@@ -98,10 +98,10 @@ def _row(name: str, base: LoadResult, ours: LoadResult) -> str:
     )
 
 
-def _token(folder: Path) -> str:
+def bench_token(folder: Path, store_uri: str | None = None) -> str:
     """A doctor's token made with the CLI in the server's folder (same store and keys)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    store = ["--store", f"sqlite:///{folder / 'bench.db'}"]
+    store = ["--store", store_uri or f"sqlite:///{folder / 'bench.db'}"]
     cli = [sys.executable, "-m", "fhir_server.cli"]
     subprocess.run(
         [
@@ -159,7 +159,7 @@ async def main() -> None:
         tmp,
     )
     try:
-        auth = {"Authorization": f"Bearer {_token(tmp)}"}
+        auth = {"Authorization": f"Bearer {bench_token(tmp)}"}
         seed = httpx.put(
             f"http://127.0.0.1:{our_port}/fhir/Patient/p1",
             json={**_patient(0), "id": "p1"},

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from fhir_server.storage import sqlite_audit_index, sqlite_audit_schema, sqlite_search
 from fhir_server.storage.base import ConditionalConflict, StoreError, StoreUnavailable
-from fhir_server.storage.sqlite_files import WAL_LIMIT, connect, truncate_wal
+from fhir_server.storage.sqlite_files import WAL_LIMIT, WriterLock, connect, truncate_wal
 from fhir_server.storage.sqlite_schema import CORE_SCHEMA
 
 T = TypeVar("T")
@@ -65,6 +65,7 @@ class SqliteEngine:
         self._lock = threading.Lock()
         self._next_wal_check = 0.0
         self._wal_backoff = 1.0
+        self._turns = WriterLock(self.path)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -85,6 +86,7 @@ class SqliteEngine:
                 conn.execute(statement)
             sqlite_audit_schema.add_layout_column(conn)
             self.audit_index.create()  # before any reader attaches it
+            self._turns.open()
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable("cannot open the SQLite store") from exc
         self._writer = conn
@@ -111,6 +113,7 @@ class SqliteEngine:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._turns.close()
         self.audit_index.close()
 
     # -- the writer thread -------------------------------------------------------------
@@ -131,13 +134,14 @@ class SqliteEngine:
                     stop = True
                     break
                 group.append(nxt)
-            together = [job for job in group if not job.alone]
-            if together:
-                self._run_group(together)
-            for job in group:
-                if job.alone:
-                    self._run_alone(job)
-            self._keep_wal_small()
+            with self._turns:
+                together = [job for job in group if not job.alone]
+                if together:
+                    self._run_group(together)
+                for job in group:
+                    if job.alone:
+                        self._run_alone(job)
+                self._keep_wal_small()
             if stop:
                 return
 

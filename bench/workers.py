@@ -1,0 +1,190 @@
+"""What a second worker buys: ``medicore serve --workers 2`` against ``--workers 1``, same run.
+
+    python -m bench.workers [--seconds 6] [--concurrency 32] [--hl7-messages 1500]
+    python -m bench.workers --mongo      also on a MongoDB wire-protocol server (SecantusDB,
+                                         started like the tests' one; replica set)
+
+Both servers run side by side on their own store (an SQLite file each, or a database
+each on the one MongoDB server), with everything on: tokens, scopes, an AuditEvent per
+request. Each scenario is measured on one server and then the other within seconds, and
+reported as the ratio of the two: on a shared, noisy machine only the ratio means
+something. The load generator runs on the same cores as the servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.hl7 import measure as measure_hl7
+from bench.loadgen import LoadResult, free_port, run_load
+from bench.rest import ROOT, _patient, bench_token
+
+
+@dataclass
+class Server:
+    workers: int
+    http_port: int
+    mllp_port: int
+    auth: dict[str, str]
+
+
+@contextmanager
+def running(workers: int, store: str | None) -> Iterator[Server]:
+    folder = Path(tempfile.mkdtemp(prefix=f"medicore-bench-w{workers}-"))
+    store = store or f"sqlite:///{folder / 'bench.db'}"
+    http_port, mllp_port = free_port(), free_port()
+    command = [sys.executable, "-m", "fhir_server.cli", "serve", "--workers", str(workers)]
+    command += ["--port", str(http_port), "--mllp-port", str(mllp_port), "--store", store]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_ready(http_port)
+        auth = {"Authorization": f"Bearer {bench_token(folder, store)}"}
+        seed = httpx.put(
+            f"http://127.0.0.1:{http_port}/fhir/Patient/p1",
+            json={**_patient(0), "id": "p1"},
+            headers=auth,
+            timeout=10,
+        )
+        seed.raise_for_status()
+        yield Server(workers, http_port, mllp_port, auth)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server on port {port} did not become ready")
+
+
+def _row(name: str, one: LoadResult, two: LoadResult) -> str:
+    ratio = two.rate / one.rate if one.rate else float("nan")
+    return (
+        f"| {name} | {one.rate:,.0f} | {one.p50:.1f} / {one.percentile(0.99):.1f} | "
+        f"{two.rate:,.0f} | {two.p50:.1f} / {two.percentile(0.99):.1f} | {ratio:.2f} | "
+        f"{one.errors + two.errors} |"
+    )
+
+
+async def _rest_rows(one: Server, two: Server, *, seconds: float, concurrency: int) -> list[str]:
+    scenarios = {
+        "read Patient": lambda i: ("GET", "/fhir/Patient/p1", b""),
+        "create Patient": lambda i: ("POST", "/fhir/Patient", orjson.dumps(_patient(i))),
+    }
+    rows = []
+    for name, make in scenarios.items():
+        results = [
+            await run_load(
+                "127.0.0.1",
+                server.http_port,
+                make,
+                concurrency=concurrency,
+                max_requests=1_000_000,
+                max_seconds=seconds,
+                headers=server.auth,
+            )
+            for server in (one, two)
+        ]
+        rows.append(_row(name, *results))
+    return rows
+
+
+async def _hl7_row(one: Server, two: Server, *, messages: int) -> str:
+    run = f"W{uuid.uuid4().hex[:6]}-"
+    rates = []
+    for server in (one, two):
+        result = await measure_hl7(
+            server.mllp_port, connections=8, messages=messages, run=f"{run}{server.workers}"
+        )
+        rates.append(result)
+    ratio = rates[1]["per_second"] / rates[0]["per_second"]
+    errors = sum(int(r["messages"] - r["aa"]) for r in rates)
+    one_r, two_r = rates
+    return (
+        f"| HL7 ORU^R01 over MLLP (msg/s) | {one_r['per_second']:,.0f} | "
+        f"{one_r['p50_ms']:.1f} / {one_r['p99_ms']:.1f} | {two_r['per_second']:,.0f} | "
+        f"{two_r['p50_ms']:.1f} / {two_r['p99_ms']:.1f} | {ratio:.2f} | {errors} |"
+    )
+
+
+async def _measure(
+    label: str, stores: tuple[str | None, str | None], args: argparse.Namespace
+) -> None:
+    with ExitStack() as stack:
+        one = stack.enter_context(running(1, stores[0]))
+        two = stack.enter_context(running(2, stores[1]))
+        rows = await _rest_rows(one, two, seconds=args.seconds, concurrency=args.concurrency)
+        rows.append(await _hl7_row(one, two, messages=args.hl7_messages))
+    print(
+        f"\n{label}: concurrency {args.concurrency}, {args.seconds:.0f} s per cell, "
+        f"{len(os.sched_getaffinity(0))} cores\n"
+    )
+    print(
+        "| scenario | 1 worker /s | p50 / p99 ms | 2 workers /s | p50 / p99 ms | ratio | errors |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+def _mongo_stores() -> tuple[str, str]:
+    """Two databases on one fresh replica-set server (the database is the URI's path)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.mongo_server import free_port as mongo_port
+    from tests.mongo_server import start
+
+    parts = urlsplit(start(mongo_port(), standalone=False))
+    one, two = (
+        urlunsplit(parts._replace(path=f"/bench_w{n}_{uuid.uuid4().hex[:6]}")) for n in (1, 2)
+    )
+    return one, two
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--hl7-messages", type=int, default=1500)
+    parser.add_argument("--mongo", action="store_true", help="also on a SecantusDB server")
+    args = parser.parse_args()
+    asyncio.run(_measure("SQLite", (None, None), args))
+    if args.mongo:
+        from tests.mongo_server import stop
+
+        try:
+            asyncio.run(_measure("MongoDB (SecantusDB, replica set)", _mongo_stores(), args))
+        finally:
+            stop()
+
+
+if __name__ == "__main__":
+    main()
