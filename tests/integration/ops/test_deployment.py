@@ -120,3 +120,11 @@ def test_the_app_user_may_not_change_or_remove_audit_records(compose: dict[str, 
     assert 'admin.updateUser("medicore", {roles: appRoles})' in init
     created = 'createUser({user: "medicore", pwd: process.env.MONGO_APP_PASSWORD, roles: appRoles})'
     assert created in init
+
+
+def test_the_app_serves_with_a_worker_per_core(compose: dict[str, Any]) -> None:
+    from fhir_server.serving.plan import worker_count
+
+    workers = compose["services"]["app"]["environment"]["MEDICORE_WORKERS"]
+    assert workers == "${MEDICORE_WORKERS:-auto}"
+    assert worker_count("auto") >= 1  # the default the container gets is one we accept
