@@ -87,6 +87,11 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     try:
         yield the_store
     finally:
-        if drop is not None:
-            await the_store.client.drop_database(drop)  # type: ignore[attr-defined]
+        await drop_database(the_store, drop)
         await the_store.close()
+
+
+async def drop_database(store: Store, name: str | None) -> None:
+    """Drop the MongoDB test database ``make_store`` named (None: nothing to drop)."""
+    if name is not None:
+        await store.client.drop_database(name)  # type: ignore[attr-defined]
