@@ -23,6 +23,7 @@ from fhir_server.serving.plan import ServePlan
 from fhir_server.serving.processes import keep_running
 from fhir_server.serving.status import ServerStatus
 from fhir_server.serving.worker import GRACEFUL_SHUTDOWN_SECONDS
+from fhir_server.storage.base import StoreError
 
 log = logging.getLogger("medicore.serving")
 
@@ -70,7 +71,11 @@ class Supervisor:
         self._started: set[int] = set()  # worker slots that have had a process
 
     async def run(self) -> int:
-        await prepare(self.plan)
+        try:
+            await prepare(self.plan)
+        except StoreError as exc:  # its message names the store's problem, never data
+            log.error("cannot start: %s", exc)
+            return 1
         self.metrics_dir.mkdir()
         self._save_status()
         plan_path = self.run_dir / "plan.json"
@@ -98,6 +103,7 @@ class Supervisor:
     async def _worker(self, slot: int, plan_path: Path) -> None:
         command = [sys.executable, "-m", "fhir_server.serving.worker", str(plan_path)]
         command += ["--http-fd", str(self.http.fileno()), "--status", str(self.status_path)]
+        command += ["--supervisor", str(os.getpid())]
         fds = [self.http.fileno()]
         if self.mllp is not None:
             command += ["--mllp-fd", str(self.mllp.fileno())]

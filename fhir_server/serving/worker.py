@@ -1,6 +1,7 @@
 """One worker of a supervised server: uvicorn and the MLLP listener on inherited sockets.
 
-``python -m fhir_server.serving.worker PLAN --http-fd N [--mllp-fd M] --status FILE``,
+``python -m fhir_server.serving.worker PLAN --http-fd N [--mllp-fd M] --status FILE
+--supervisor PID``,
 started by the supervisor only. The worker exits when the supervisor is gone, so that a
 killed supervisor never leaves orphans holding the ports.
 """
@@ -25,7 +26,12 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def serve_worker(
-    plan: ServePlan, *, http: socket.socket, mllp: socket.socket | None, status: Path
+    plan: ServePlan,
+    *,
+    http: socket.socket,
+    mllp: socket.socket | None,
+    status: Path,
+    supervisor: int,
 ) -> None:
     from fhir_server.app import create_app
 
@@ -42,7 +48,7 @@ def serve_worker(
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     )
-    _exit_with_parent(server, os.getppid())
+    _exit_with_parent(server, supervisor)
     server.run(sockets=[http])
 
 
@@ -61,10 +67,18 @@ def main() -> None:
     parser.add_argument("--http-fd", type=int, required=True)
     parser.add_argument("--mllp-fd", type=int)
     parser.add_argument("--status", type=Path, required=True)
+    # Given, not read at start: the supervisor may already be gone by then.
+    parser.add_argument("--supervisor", type=int, required=True)
     args = parser.parse_args()
     http = socket.socket(fileno=args.http_fd)
     mllp = socket.socket(fileno=args.mllp_fd) if args.mllp_fd is not None else None
-    serve_worker(ServePlan.read(args.plan), http=http, mllp=mllp, status=args.status)
+    serve_worker(
+        ServePlan.read(args.plan),
+        http=http,
+        mllp=mllp,
+        status=args.status,
+        supervisor=args.supervisor,
+    )
 
 
 if __name__ == "__main__":

@@ -255,3 +255,22 @@ def test_metrics_count_the_requests_of_every_worker(two_workers: Cluster) -> Non
         and 'interaction="search-type",resource_type="Observation",status="200"' in line
     )
     assert float(line.split()[-1]) == 20  # both workers' requests, whichever answered
+
+
+def test_workers_leave_when_the_supervisor_is_killed(two_workers: Cluster) -> None:
+    server = two_workers.servers[0]
+    workers = _workers_of(server.process.pid)
+    server.stop(signal.SIGKILL)  # no orphan may keep the ports
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and not _is_zombie(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.2)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.base}/health/live", timeout=2)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
