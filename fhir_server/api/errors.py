@@ -12,7 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from fhir_server.api.auditing import record_failure
+from fhir_server.api.access import identify_caller
+from fhir_server.api.auditing import is_audited, record_failure
+from fhir_server.api.targets import check_target, fhir_segments
 from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
 from fhir_server.storage.base import StoreUnavailable
@@ -79,6 +81,15 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    path = request.url.path
+    if status in (404, 405) and fhir_segments(path) is not None and is_audited(path):
+        # No route took it: the caller is still authenticated first (401), then told
+        # about a type or operation the server does not have, as on routed paths.
+        try:
+            await identify_caller(request)
+            check_target(request)
+        except FhirError as refusal:
+            return await _fhir_error(request, refusal)
     await record_failure(request, status, reason=_HTTP_CODES.get(status, "exception"))
     message = {
         404: "no such endpoint",
