@@ -10,11 +10,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from fhir_server.api.access import identify_caller
 from fhir_server.api.auditing import is_audited, record_failure
 from fhir_server.api.targets import check_target, fhir_segments
+from fhir_server.observability.labels import route_template
 from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
 from fhir_server.storage.base import StoreUnavailable
@@ -36,6 +38,7 @@ _HTTP_CODES = {
     415: "not-supported",
     422: "processing",
     429: "throttled",
+    499: "incomplete",
     503: "transient",
 }
 
@@ -127,9 +130,30 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+# nginx's "client closed request": the client's doing, counted as a client error.
+CLIENT_CLOSED = 499
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request was read: one line, no traceback; nobody is
+    left to read the answer, which only feeds the access log and the metrics."""
+    log.info(
+        "client disconnected before its request was complete",
+        extra={
+            "fields": {
+                "method": request.method,
+                "route": route_template(request.scope) or "unmatched",
+            }
+        },
+    )
+    await record_failure(request, CLIENT_CLOSED, reason="incomplete")
+    return Response(status_code=CLIENT_CLOSED)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
