@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
 from auth.decision import Principal
 from fhir_server.api.auditing import classify, trail
+from fhir_server.api.docs import BEARER
 from fhir_server.api.targets import check_target
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard, PrincipalGuard
@@ -28,7 +30,10 @@ _TYPED = {
 }
 
 
-async def establish_caller(request: Request) -> None:
+async def establish_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],  # OpenAPI only
+) -> None:
     """Router dependency: who is calling (401 without a valid token), whether the path
     names a type and operation the server has (404 not-supported), and an early 403 when
     the role or scopes cannot allow this interaction on this type at all."""
