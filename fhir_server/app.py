@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from fhir_server.api import capability, operations, rest
+from fhir_server.api.docs import install_docs
 from fhir_server.api.errors import install_error_handlers
 from fhir_server.audit_indexer import supervise
 from fhir_server.audit_setup import check_audit_allowed, index_audit_forever, load_audit_key
@@ -105,6 +106,8 @@ def create_app(
         # Metrics and logs are our own (Prometheus, JSON lines); FastAPI's OpenTelemetry
         # hooks would otherwise look for a configured provider on every request.
         telemetry=_NO_OPENTELEMETRY,
+        docs_url=None,  # served by install_docs from the package's own files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = the_store
@@ -112,6 +115,7 @@ def create_app(
     app.state.base_url = settings.base_url
     app.state.service = service
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(capability.router)
     install_security(app, settings, the_store)
     app.include_router(operations.router)  # before rest: "$validate" is not an id

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
 from auth.decision import Principal
 from fhir_server.api.auditing import classify, trail
+from fhir_server.api.docs import BEARER
+from fhir_server.api.targets import check_target
 from fhir_server.resources import errors
 from fhir_server.resources.access import OPEN, Guard, PrincipalGuard
 from fhir_server.resources.auditing import AuditTrail
@@ -27,20 +30,31 @@ _TYPED = {
 }
 
 
-async def establish_caller(request: Request) -> None:
-    """Router dependency: who is calling (401 without a valid token) and an early 403
-    when the role or scopes cannot allow this interaction on this type at all."""
+async def establish_caller(
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],  # OpenAPI only
+) -> None:
+    """Router dependency: who is calling (401 without a valid token), whether the path
+    names a type and operation the server has (404 not-supported), and an early 403 when
+    the role or scopes cannot allow this interaction on this type at all."""
+    the_guard = await identify_caller(request)
+    check_target(request)
+    interaction, resource_type, _ = classify(request)
+    if resource_type and interaction in _TYPED:
+        the_guard.require(interaction, resource_type)
+
+
+async def identify_caller(request: Request) -> Guard:
+    """The request's guard: the authenticated caller's (401 without a valid token), or
+    the open one when the server runs without authentication."""
     the_trail = trail(request)
-    settings = request.app.state.settings
-    if not settings.auth_required:
+    if not request.app.state.settings.auth_required:
         the_trail.guard = OPEN
-        return
+        return OPEN
     principal = await authenticated(request)
     _identify(the_trail, principal)
     the_trail.guard = PrincipalGuard(principal, request.app.state.service.registry)
-    interaction, resource_type, _ = classify(request)
-    if resource_type and interaction in _TYPED:
-        the_trail.guard.require(interaction, resource_type)
+    return the_trail.guard
 
 
 def _identify(the_trail: AuditTrail, principal: Principal) -> None:

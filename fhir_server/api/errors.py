@@ -10,9 +10,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from fhir_server.api.auditing import record_failure
+from fhir_server.api.access import identify_caller
+from fhir_server.api.auditing import is_audited, record_failure
+from fhir_server.api.targets import check_target, fhir_segments
+from fhir_server.observability.labels import route_template
 from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
 from fhir_server.storage.base import StoreUnavailable
@@ -34,6 +38,7 @@ _HTTP_CODES = {
     415: "not-supported",
     422: "processing",
     429: "throttled",
+    499: "incomplete",
     503: "transient",
 }
 
@@ -79,6 +84,15 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    path = request.url.path
+    if status in (404, 405) and fhir_segments(path) is not None and is_audited(path):
+        # No route took it: the caller is still authenticated first (401), then told
+        # about a type or operation the server does not have, as on routed paths.
+        try:
+            await identify_caller(request)
+            check_target(request)
+        except FhirError as refusal:
+            return await _fhir_error(request, refusal)
     await record_failure(request, status, reason=_HTTP_CODES.get(status, "exception"))
     message = {
         404: "no such endpoint",
@@ -116,9 +130,30 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+# nginx's "client closed request": the client's doing, counted as a client error.
+CLIENT_CLOSED = 499
+
+
+async def _client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request was read: one line, no traceback; nobody is
+    left to read the answer, which only feeds the access log and the metrics."""
+    log.info(
+        "client disconnected before its request was complete",
+        extra={
+            "fields": {
+                "method": request.method,
+                "route": route_template(request.scope) or "unmatched",
+            }
+        },
+    )
+    await record_failure(request, CLIENT_CLOSED, reason="incomplete")
+    return Response(status_code=CLIENT_CLOSED)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(ClientDisconnect, _client_disconnected)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from fhir_server.api.errors import FHIR_JSON, operation_outcome
 from fhir_server.digits import non_negative_int
-from fhir_server.resources import errors
+from fhir_server.resources import errors, exact_json
 from fhir_server.resources.errors import Issue
 from fhir_server.resources.meta import http_date
 from fhir_server.resources.planning import Outcome
@@ -77,7 +77,7 @@ async def read_json(request: Request, *, patch: bool = False, optional: bool = F
             415, "not-supported", f"Content-Type must be one of {', '.join(accepted)}"
         )
     try:
-        return orjson.loads(body)
+        return exact_json.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.bad_request(
             f"malformed JSON at character {exc.pos}", code="structure"
@@ -88,7 +88,7 @@ def json_response(
     content: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        orjson.dumps(content), status_code=status, media_type=FHIR_JSON, headers=headers
+        exact_json.dumps(content), status_code=status, media_type=FHIR_JSON, headers=headers
     )
 
 

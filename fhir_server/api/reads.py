@@ -9,18 +9,67 @@ from fastapi import Request
 from fhir_server.api import auditing
 from fhir_server.api.access import guard, visible_entries
 from fhir_server.api.bundles import history_bundle
-from fhir_server.api.deps import search_params, service
+from fhir_server.api.deps import TRANSPORT_PARAMS, search_params, service
 from fhir_server.api.http import base_url, prefer_strict
 from fhir_server.api.search_bundle import build_searchset
 from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
-from fhir_server.resources.meta import from_json, normalize_instant
+from fhir_server.resources.meta import from_json, normalize_instant, to_json
 from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria
+from fhir_server.search.query import SearchQuery
+from fhir_server.search.shaping import shape
 from fhir_server.storage.base import StoredResource
 
 _DEFAULT_PAGE = 50
 _ANY_PAGE = 10**9  # a sanity bound only: the service clamps to MEDICORE_MAX_PAGE_SIZE
+_SUBSETTING = frozenset({"_summary", "_elements"})
+_HISTORY_PARAMS = frozenset({"_since", "_count", "_cursor"})
+
+
+def subset(
+    request: Request,
+    resource_type: str | None,
+    params: list[tuple[str, str]],
+    *,
+    accepts: frozenset[str] = frozenset(),
+) -> SearchQuery:
+    """``_summary``/``_elements`` for an interaction that answers with resources outside a
+    searchset (read, vread, history), checked by the search parser as a search's are.
+    Other parameters than ``accepts`` are unknown to the interaction: ignored, or under
+    ``Prefer: handling=strict`` a 400, as unknown search parameters are."""
+    strict = prefer_strict(request)
+    subsetting = []
+    for name, value in params:
+        known = name.partition(":")[0]
+        if known in _SUBSETTING:
+            subsetting.append((name, value))
+        elif strict and known not in accepts and known not in TRANSPORT_PARAMS:
+            raise errors.bad_request(f"{name} is not a parameter of this interaction", name)
+    query = service(request).parse_query(
+        resource_type, subsetting, base_url=base_url(request), strict=True
+    )
+    if query.summary == "count":
+        raise errors.bad_request("_summary=count applies to searches only", "_summary")
+    return query
+
+
+def _subsets(query: SearchQuery) -> bool:
+    return query.summary not in (None, "false") or bool(query.elements)
+
+
+def subsetted(resource: dict[str, Any], query: SearchQuery) -> dict[str, Any]:
+    """The resource as ``_summary``/``_elements`` ask (SUBSETTED-tagged when trimmed)."""
+    if not _subsets(query):
+        return resource
+    return shape(resource, summary=query.summary, elements=query.elements)
+
+
+def subsetted_body(stored: StoredResource, query: SearchQuery) -> bytes | None:
+    """The stored body as ``_summary``/``_elements`` ask (unparsed when they ask nothing)."""
+    if stored.body is None or not _subsets(query):
+        return stored.body
+    return to_json(subsetted(from_json(stored.body), query))
 
 
 def _since(value: str | None) -> str | None:
@@ -50,6 +99,7 @@ async def history(
     resource_id: str | None,
     params: list[tuple[str, str]],
 ) -> dict[str, Any]:
+    shaping = subset(request, resource_type, params, accepts=_HISTORY_PARAMS)
     values = dict(params)
     svc = service(request)
     types = None
@@ -70,7 +120,7 @@ async def history(
         types=types,
     )
     path = "".join(f"/{p}" for p in (resource_type, resource_id) if p) + "/_history"
-    keep = {k: v for k, v in values.items() if k in ("_since", "_count")}
+    keep = {k: v for k, v in values.items() if k in ("_since", "_count", *_SUBSETTING)}
     bundle = history_bundle(page, base_url=base_url(request), self_path=path, params=keep)
     if resource_id:
         # Versions of one readable resource: one once about another patient is left out.
@@ -81,6 +131,13 @@ async def history(
         else ("history-type" if resource_type else "history-system")
     )
     await auditing.record_query(request, kind, bundle, resource_type=resource_type)
+    if _subsets(shaping):  # after the audit, which names the patients of whole resources
+        bundle["entry"] = [
+            {**entry, "resource": subsetted(entry["resource"], shaping)}
+            if "resource" in entry
+            else entry
+            for entry in bundle["entry"]
+        ]
     return bundle
 
 
@@ -95,7 +152,11 @@ async def search(
     # Links and the audit show the client's own query; the store runs the confined one.
     result = await svc.search(guard(request).confine(query))
     bundle = build_searchset(result, query, base_url=base)
-    await auditing.record_query(request, "search", bundle, resource_type=resource_type)
+    audited = bundle
+    if _subsets(query):  # the audit names the patients of the whole resources
+        found = (*result.matches, *result.included)
+        audited = {"entry": [{"resource": from_json(s.body)} for s in found if s.body]}
+    await auditing.record_query(request, "search", audited, resource_type=resource_type)
     return bundle
 
 
@@ -165,9 +226,10 @@ async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any
             request, resource_type=url.resource_type, resource_id=url.resource_id, params=params
         )
     if url.resource_type and url.resource_id:
+        shaping = subset(request, url.resource_type, params)
         if url.version:
             stored = await vread(request, url.resource_type, url.resource_id, url.version)
         else:
             stored = await read(request, url.resource_type, url.resource_id)
-        return 200, from_json(stored.body or b"{}")
+        return 200, subsetted(from_json(stored.body or b"{}"), shaping)
     return 200, await search(request, url.resource_type, params)

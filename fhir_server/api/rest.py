@@ -164,18 +164,22 @@ async def instance_history(request: Request, resource_type: str, resource_id: st
 @router.get("/{resource_type}/{resource_id}/_history/{version}", summary="vread")
 async def vread(request: Request, resource_type: str, resource_id: str, version: str) -> Response:
     check_accept(request)
+    shaping = reads.subset(request, resource_type, _query_pairs(request))
     stored = await reads.vread(request, resource_type, resource_id, version)
-    return Response(stored.body, media_type=FHIR_JSON, headers=version_headers(stored))
+    body = reads.subsetted_body(stored, shaping)
+    return Response(body, media_type=FHIR_JSON, headers=version_headers(stored))
 
 
 @router.get("/{resource_type}/{resource_id}", summary="read")
 async def read(request: Request, resource_type: str, resource_id: str) -> Response:
     check_accept(request)
+    shaping = reads.subset(request, resource_type, _query_pairs(request))
     stored = await reads.read(request, resource_type, resource_id)
     headers = version_headers(stored)
     if _not_modified(request, version=stored.version, last_updated=stored.last_updated):
         return Response(status_code=304, headers=headers)
-    return Response(stored.body, media_type=FHIR_JSON, headers=headers)
+    body = reads.subsetted_body(stored, shaping)
+    return Response(body, media_type=FHIR_JSON, headers=headers)
 
 
 @router.put("/{resource_type}/{resource_id}", summary="update (or update-as-create)")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
-
+from fhir_server.resources.meta import from_json
 from fhir_server.search.query import SearchQuery
 from fhir_server.search.shaping import shape
 from fhir_server.storage.base import SearchResult, StoredResource
@@ -25,7 +24,7 @@ def _url(base_url: str, query: SearchQuery, *, cursor: str | None) -> str:
 def _entry(
     stored: StoredResource, query: SearchQuery, *, base_url: str, mode: str
 ) -> dict[str, Any]:
-    resource = orjson.loads(stored.body) if stored.body else {}
+    resource = from_json(stored.body) if stored.body else {}
     if mode == "match":
         resource = shape(resource, summary=query.summary, elements=query.elements)
     return {

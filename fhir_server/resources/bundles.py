@@ -135,6 +135,7 @@ class BundleProcessor:
         if entry.method in ("GET", "HEAD"):
             return await self._get(entry)
         try:
+            check_target(entry.url)
             outcome: Outcome = await self.service.run(
                 lambda plan: self._plan(plan, entry, {}), trail=self.trail
             )
@@ -152,8 +153,18 @@ class BundleProcessor:
 
     async def _get(self, entry: _Entry) -> EntryResult:
         try:
+            check_target(entry.url)
             status, body = await self.on_get(entry.url)
         except errors.FhirError as exc:
+            if self.trail is not None:  # a refused read is audited as a refused write is
+                self.trail.add(
+                    _get_interaction(entry.url),
+                    status=exc.status,
+                    resource_type=entry.url.resource_type,
+                    resource_id=entry.url.resource_id,
+                    description=exc.code,
+                    denied=exc.status in (401, 403),
+                )
             return EntryResult(exc.status, error=exc)
         return EntryResult(status, resource=body)
 
@@ -162,6 +173,13 @@ class BundleProcessor:
     async def _transaction(
         self, entries: list[_Entry], records: Sequence[RecordWrite]
     ) -> list[EntryResult]:
+        for entry in entries:  # before any look-up or access decision, as on the REST routes
+            try:
+                check_target(entry.url)
+            except errors.FhirError as exc:
+                exc.expression = (f"Bundle.entry[{entry.index}].request.url",)
+                exc.diagnostics = f"entry {entry.index}: {exc.diagnostics}"
+                raise
         ordered = sorted(entries, key=_transaction_order)
         seen_full_urls = [e.full_url for e in entries if e.full_url]
         if len(seen_full_urls) != len(set(seen_full_urls)):
@@ -300,6 +318,26 @@ class BundleProcessor:
             criteria=parse_criteria(entry.url.query or ""),
             if_match=entry.if_match,
         )
+
+
+def check_target(url: EntryUrl) -> None:
+    """An entry naming a type the server does not have, or an operation, is a 404
+    not-supported to every caller, before any access decision (as on the REST routes)."""
+    if url.operation is not None:
+        raise errors.unsupported_target(url.operation)
+    if url.resource_type is not None:
+        check_type(url.resource_type, writable=False)
+
+
+def _get_interaction(url: EntryUrl) -> str:
+    if url.operation is not None:
+        return "operation"
+    if url.history:
+        kind = "instance" if url.resource_id else "type" if url.resource_type else "system"
+        return f"history-{kind}"
+    if url.resource_id:
+        return "vread" if url.version else "read"
+    return "search"
 
 
 def _is_provenance_write(entry: _Entry) -> bool:

@@ -2,7 +2,7 @@
 
     FhirError(status, code)
      ├── BadRequest            400 invalid / structure / value
-     ├── NotFound              404 not-found
+     ├── NotFound              404 not-found (not-supported: an unknown type or operation)
      ├── Gone                  410 deleted
      ├── MethodNotAllowed      405 not-supported
      ├── Conflict              409 conflict
@@ -55,6 +55,20 @@ def bad_search(param: str, message: str) -> FhirError:
 
 def not_found(message: str) -> FhirError:
     return FhirError(404, "not-found", message)
+
+
+def not_supported(message: str) -> FhirError:
+    """A resource type or operation this server does not have (no secret: its
+    CapabilityStatement lists what it serves)."""
+    return FhirError(404, "not-supported", message)
+
+
+def unsupported_target(segment: str) -> FhirError:
+    """The 404 for a path segment naming a type (``Bogus``) or operation (``$lastn``)."""
+    shown = repr(segment[:64])
+    if segment.startswith("$"):
+        return not_supported(f"operation {shown} is not supported")
+    return not_supported(f"resource type {shown} is not supported")
 
 
 def gone(message: str) -> FhirError:

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+from fhir_server.resources import exact_json
 
 # The resource types clients may write, and the ones they may only read.
 WRITABLE_TYPES: tuple[str, ...] = (
@@ -76,11 +76,11 @@ def stamp(resource: dict[str, Any], *, resource_id: str, version: int, now: str)
 
 
 def to_json(resource: dict[str, Any]) -> bytes:
-    return orjson.dumps(resource)
+    return exact_json.dumps(resource)
 
 
 def from_json(body: bytes) -> dict[str, Any]:
-    value = orjson.loads(body)
+    value = exact_json.loads(body)
     assert isinstance(value, dict)
     return value
 

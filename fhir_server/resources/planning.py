@@ -126,7 +126,7 @@ def criteria_key(resource_type: str, criteria: Criteria) -> str:
 
 def check_type(resource_type: str, *, writable: bool) -> None:
     if resource_type not in SUPPORTED_TYPES:
-        raise errors.not_found(f"resource type {resource_type!r} is not supported")
+        raise errors.unsupported_target(resource_type)
     if writable and resource_type not in WRITABLE_TYPES:
         raise errors.method_not_allowed(f"{resource_type} is written by the server only")
 

@@ -39,6 +39,7 @@ class EntryUrl:
     version: str | None
     query: str | None
     history: bool = False
+    operation: str | None = None  # a ``$name`` segment: no Bundle entry runs operations
 
 
 def parse_entry_url(url: str, *, base_url: str) -> EntryUrl:
@@ -53,6 +54,10 @@ def parse_entry_url(url: str, *, base_url: str) -> EntryUrl:
     query = parts.query if "?" in url else None
     if not segments:
         return EntryUrl(None, None, None, query)
+    operation = next((s for s in segments if s.startswith("$")), None)
+    if operation is not None:
+        named = segments[0] if segments[0] != operation else None
+        return EntryUrl(named, None, None, query, operation=operation)
     resource_type = segments[0]
     if len(segments) == 1:
         return EntryUrl(resource_type, None, None, query)
