@@ -69,7 +69,7 @@ def _contract_test(operation: Any, headers: dict[str, str]) -> Any:
     )
     def check(case: schemathesis.Case, rtype: str | None) -> None:
         if rtype is not None and "resource_type" in (case.path_parameters or {}):
-            case.path_parameters["resource_type"] = rtype  # type: ignore[index]
+            case.path_parameters["resource_type"] = rtype
         case.call_and_validate(headers=headers, checks=CHECKS)
 
     return check
@@ -86,7 +86,7 @@ def test_every_operation_keeps_its_contract(tmp_path: Path) -> None:
     failures: dict[str, str] = {}
     tested = 0
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]
         headers = itadmin if operation.path.startswith("/hl7") else doctor
         try:
             _contract_test(operation, headers)()
