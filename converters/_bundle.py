@@ -160,8 +160,20 @@ class BundleBuilder:
         return urn
 
     def bundle(self) -> dict[str, Any]:
-        return {
-            "resourceType": "Bundle",
-            "type": "transaction",
-            "entry": list(self._entries.values()),
-        }
+        entries = [
+            {**entry, "resource": without_empty(entry["resource"])}
+            for entry in self._entries.values()
+        ]
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def without_empty(value: Any) -> Any:
+    """``value`` without empty strings, objects and lists, at any depth: FHIR forbids them
+    (ele-1), and an empty HL7 component (``^^UCUM``) must not make a whole message fail."""
+    if isinstance(value, dict):
+        pruned = {k: without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in ("", {}, [], None)}
+    if isinstance(value, list):
+        items = [without_empty(v) for v in value]
+        return [v for v in items if v not in ("", {}, [], None)]
+    return value

@@ -23,6 +23,7 @@ from fhir_server.api.auth_audit import (
 )
 from fhir_server.api.auth_login import error_page, login_page
 from fhir_server.api.http import base_url, media_type
+from fhir_server.api.openapi_responses import AUTH_RESPONSES
 from fhir_server.security.authenticate import challenge
 from fhir_server.security.authorize import (
     AuthorizePageError,
@@ -43,7 +44,7 @@ from fhir_server.security.revocation import (
 )
 from fhir_server.security.smart import endpoints, smart_configuration
 
-router = APIRouter(tags=["SMART authorization"])
+router = APIRouter(tags=["SMART authorization"], responses=AUTH_RESPONSES)
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _LOGIN_FIELDS = ("username", "password", "patient")
 # OAuth forms are a dozen short fields; a signed assertion is a few KB.

@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from fhir_server.api.http import base_url, check_accept, json_response
+from fhir_server.api.openapi_responses import FHIR_RESPONSES
 from fhir_server.resources.meta import READ_ONLY_TYPES, SUPPORTED_TYPES, now_instant
 from fhir_server.search.registry import SearchRegistry
 from profiles import Validator
 
-router = APIRouter(prefix="/fhir", tags=["FHIR REST"])
+router = APIRouter(prefix="/fhir", tags=["FHIR REST"], responses=FHIR_RESPONSES)
 
 _WRITE_INTERACTIONS = ("create", "update", "patch", "delete")
 _READ_INTERACTIONS = ("read", "vread", "history-instance", "history-type", "search-type")

@@ -17,12 +17,13 @@ from starlette.responses import Response
 from fhir_server.api import auditing
 from fhir_server.api.access import require_operation
 from fhir_server.api.http import json_response, media_type, read_body
+from fhir_server.api.openapi_responses import HL7_RESPONSES
 from fhir_server.hl7 import inbox
 from fhir_server.hl7.inbox import KIND
 from fhir_server.hl7.processor import AlreadyProcessed, Hl7Processor
 from fhir_server.resources import errors
 
-router = APIRouter(prefix="/hl7/v2", tags=["HL7 v2"])
+router = APIRouter(prefix="/hl7/v2", tags=["HL7 v2"], responses=HL7_RESPONSES)
 # The HL7 routes are outside /fhir: each one names the operation it needs.
 
 HL7_MEDIA_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2+er7", "text/plain")

@@ -26,13 +26,19 @@ from fhir_server.api.http import (
     version_headers,
     write_response,
 )
+from fhir_server.api.openapi_responses import FHIR_RESPONSES
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import parse_x_provenance
 from fhir_server.resources.bundles import BundleProcessor
 from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import parse_criteria, parse_etag
 
-router = APIRouter(prefix="/fhir", tags=["FHIR REST"], dependencies=[Depends(establish_caller)])
+router = APIRouter(
+    prefix="/fhir",
+    tags=["FHIR REST"],
+    dependencies=[Depends(establish_caller)],
+    responses=FHIR_RESPONSES,
+)
 
 
 def _query_pairs(request: Request) -> list[tuple[str, str]]:

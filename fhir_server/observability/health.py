@@ -119,7 +119,11 @@ def disk_space_check(path: Path, *, min_free_mb: int) -> CheckFn:
 
 def build_router(registry_of: Callable[[Request], HealthRegistry]) -> APIRouter:
     """``/health/live`` and ``/health/ready`` answering from the app's registry."""
-    router = APIRouter(prefix="/health", tags=["operations"])
+    router = APIRouter(
+        prefix="/health",
+        tags=["operations"],
+        responses={503: {"description": "Not ready: the failing checks, as JSON"}},
+    )
 
     @router.get("/live")
     async def live() -> JSONResponse:
