@@ -118,6 +118,7 @@ def create_app(
     install_hl7(app, settings, hl7=hl7)
     install_observability(app, observability, metrics=metrics)
     app.state.hl7.on_ack = metrics.observe_hl7
+    app.state.hl7.on_control_id_reused = metrics.hl7_control_id_reused.inc
     service.audit_batcher.timer = metrics.time_audit_write
 
     async def count_mllp_connections() -> None:
