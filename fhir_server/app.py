@@ -36,7 +36,7 @@ _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs"
 def build_service(settings: Settings, store: Store) -> ResourceService:
     """The service as configured (search definitions, profiles): the server and the
     operator commands that write (``medicore hl7 reprocess``) must validate alike."""
-    registry = SearchRegistry.configured(settings.search_parameters_dirs)
+    registry = SearchRegistry.configured(settings.search_parameters_dirs, zone=settings.zone)
     validator = Validator(
         (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
         mandatory=settings.mandatory_profiles,

@@ -91,7 +91,7 @@ async def _checkpoint(args: argparse.Namespace) -> int:
 async def _index(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = _open(settings)  # indexing reads the chain; it never seals
-    registry = SearchRegistry.configured(settings.search_parameters_dirs)
+    registry = SearchRegistry.configured(settings.search_parameters_dirs, zone=settings.zone)
     await store.open()
     try:
         if args.follow:

@@ -98,7 +98,11 @@ async def _with_processor(args: argparse.Namespace, work: Any, *, writes: bool) 
         service = build_service(settings, store)
         base_url = settings.served_base
         processor = Hl7Processor(
-            service, settings=Hl7Settings(), base_url=base_url, audit=hl7_audit(settings)
+            service,
+            settings=Hl7Settings(),
+            base_url=base_url,
+            audit=hl7_audit(settings),
+            zone=settings.zone,
         )
         result: int = await work(processor)
         return result

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, tzinfo
 from typing import Any
 
 from converters import (
@@ -93,8 +94,10 @@ class Hl7Processor:
         settings: Hl7Settings,
         base_url: str,
         audit: AuditFactory | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
         self.service = service
+        self.zone = settings.time_zone(zone)  # how HL7 times without an offset are read
         self.store = service.store
         self.settings = settings
         self.base_url = base_url
@@ -287,7 +290,7 @@ class Hl7Processor:
                 raw,
                 default_charset=charset,
                 message_ref=key,
-                default_timezone=self.settings.hl7_default_timezone,
+                default_timezone=self.zone,
             )
         except ConversionError as exc:
             return await self._fail(key, base, exc.header or header, exc.ack_code, exc)
