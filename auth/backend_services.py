@@ -10,7 +10,6 @@ than five minutes ahead; `jti` never seen before for that client. Every failure 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from auth.clock import seconds, system_clock
 from auth.errors import InvalidScope, InvalidToken, OAuthError
 from auth.scopes import ScopeSet
 from auth.tokens import unverified_parts
@@ -31,8 +31,12 @@ MAX_ASSERTION_AHEAD = 300
 class JtiStore(Protocol):
     """Remembers assertion ids until they expire; the server backs it by its database."""
 
-    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int) -> bool:
-        """Record (client_id, jti); False if it was already there (a replay)."""
+    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record (client_id, jti); False if it was already there (a replay).
+
+        `now` is the moment the assertion was checked at: entries expire by that clock,
+        never by another one, so a replay inside the assertion's lifetime is always seen.
+        """
         ...
 
 
@@ -42,8 +46,7 @@ class MemoryJtiStore:
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], int] = {}
 
-    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int) -> bool:
-        now = int(time.time())
+    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int, now: int) -> bool:
         self._seen = {k: exp for k, exp in self._seen.items() if exp >= now}
         if (client_id, jti) in self._seen:
             return False
@@ -84,7 +87,7 @@ async def verify_client_assertion(
     assertion_type: str = ASSERTION_TYPE,
     now: int | None = None,
 ) -> dict[str, Any]:
-    """Verify a client assertion for `client`; return its claims or raise `OAuthError`."""
+    """Verify a client assertion for `client` at `now` (default: the system clock)."""
     if assertion_type != ASSERTION_TYPE:
         raise _invalid("client_assertion_type must be jwt-bearer")
     try:
@@ -102,7 +105,7 @@ async def verify_client_assertion(
         raise _invalid("registered JWKS is unusable") from None
     if not any(k.kid == kid for k in keys.keys):
         raise _invalid("no registered key matches the assertion kid")
-    at = int(time.time()) if now is None else now
+    at = seconds(system_clock) if now is None else now
     registry = jwt.JWTClaimsRegistry(
         now=at,
         iss={"essential": True, "value": client.client_id},
@@ -124,7 +127,7 @@ async def verify_client_assertion(
     jti = claims["jti"]
     if not isinstance(jti, str) or not jti:
         raise _invalid("client assertion jti must be a non-empty string")
-    if not await jti_store.add_if_absent(client.client_id, jti, expires_at=exp):
+    if not await jti_store.add_if_absent(client.client_id, jti, expires_at=exp, now=at):
         raise _invalid("client assertion jti was already used")
     return dict(claims)
 

@@ -125,6 +125,23 @@ class KeyRing:
                 ring._add_file(alg)
         return ring
 
+    @classmethod
+    def load_existing(cls, directory: str | Path, *, default_alg: str = "ES256") -> KeyRing:
+        """Load `directory` as it is; `KeyFileError` naming it when it holds no key.
+
+        For commands that only use the server's keys: a key made here would sign tokens
+        no server knows, so a wrong directory is an error, never a new key.
+        """
+        path = Path(directory)
+        keys = _load_dir(path) if path.is_dir() else []
+        if not keys:
+            raise KeyFileError(
+                f"no signing keys in {path.absolute()} (MEDICORE_KEYS_DIR, relative to the "
+                "working directory): run this where the server runs or set "
+                "MEDICORE_KEYS_DIR to its key directory (`medicore keys rotate` creates one)"
+            )
+        return cls(keys, directory=path, default_alg=default_alg)
+
     def rotate(self, alg: str | None = None) -> str:
         """Create a new active key for `alg` (default: the default algorithm); return its kid."""
         alg = alg or self.default_alg

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from converters._bundle import BundleBuilder
-from converters._datatypes import authority_system, dtm
+from converters._datatypes import DefaultZone, authority_system, dtm
 from converters._message import Segment, V2Message
 from converters._model import ConversionError, MessageHeader
 
@@ -28,7 +28,7 @@ class Context:
 
     header: MessageHeader
     msg: V2Message
-    tz: str | None
+    tz: DefaultZone  # MSH-7's offset, else the configured zone
     builder: BundleBuilder = field(default_factory=BundleBuilder)
 
     @property

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from converters._adt import ADT_EVENTS, convert_adt
 from converters._context import Context
-from converters._datatypes import dtm
+from converters._datatypes import DefaultZone, dtm, zone_offset
 from converters._message import Segment, V2Message, parse_message
 from converters._model import Conversion, ConversionError, MessageHeader
 from converters._orders import ORDER_TYPES, convert_order
@@ -121,18 +122,19 @@ def read_header(raw: bytes, *, default_charset: str | None = None) -> MessageHea
         ) from exc
 
 
-def _timezone(msh: Segment, default: str | None) -> str | None:
+def _timezone(msh: Segment, default: DefaultZone) -> DefaultZone:
     match = re.search(r"([+-])(\d{2})(\d{2})$", msh.get(7))
     return f"{match.group(1)}{match.group(2)}:{match.group(3)}" if match else default
 
 
-def _instant(value: str | None, tz: str | None) -> str:
+def _instant(value: str | None, tz: DefaultZone) -> str:
     """Pad a dateTime to instant precision (Provenance.recorded)."""
     assert value
     if "T" in value:
         return value
     parts = ([*value.split("-"), "01", "01"])[:3]
-    return f"{'-'.join(parts)}T00:00:00{tz or 'Z'}"
+    midnight = datetime(int(parts[0]), int(parts[1]), int(parts[2]))
+    return f"{'-'.join(parts)}T00:00:00{zone_offset(tz, midnight) or 'Z'}"
 
 
 def _dispatch(ctx: Context) -> None:
@@ -162,13 +164,15 @@ def convert(
     *,
     default_charset: str | None = None,
     message_ref: str | None = None,
-    default_timezone: str | None = "Z",
+    default_timezone: DefaultZone = "Z",
 ) -> Conversion:
     """Convert one message into a FHIR transaction Bundle.
 
-    ``default_charset`` applies when MSH-18 is empty; ``default_timezone`` (e.g. "+09:00")
-    to times without an offset when MSH-7 has none either; ``message_ref`` names the stored
-    raw message in the Provenance (default ``<MSH-3>|<MSH-4>|<MSH-10>``).
+    ``default_charset`` applies when MSH-18 is empty; ``default_timezone`` (a fixed offset
+    such as "+09:00", or a ``tzinfo`` such as ``ZoneInfo("Asia/Seoul")``, whose offset at
+    each time is used) to times without an offset when MSH-7 has none either;
+    ``message_ref`` names the stored raw message in the Provenance (default
+    ``<MSH-3>|<MSH-4>|<MSH-10>``).
     """
     try:
         return _convert(raw, default_charset, message_ref, default_timezone)
@@ -184,7 +188,7 @@ def convert(
 
 
 def _convert(
-    raw: bytes, default_charset: str | None, message_ref: str | None, default_timezone: str | None
+    raw: bytes, default_charset: str | None, message_ref: str | None, default_timezone: DefaultZone
 ) -> Conversion:
     header, msg, text = _parse(raw, default_charset)
     msh = msg.msh

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -90,7 +90,28 @@ def code_system(name: str) -> str | None:
     return f"{CS_PREFIX}{quote(name, safe='')}"
 
 
-def dtm(value: str, *, loc: str, default_tz: str | None) -> str | None:
+#: How times without an offset are read: a fixed offset ("+09:00", "Z"), a zone (its offset
+#: at that wall-clock time, so daylight saving is right), or None (kept as a bare date).
+DefaultZone = str | tzinfo | None
+
+
+def offset_text(delta: timedelta | None) -> str:
+    """A UTC offset as FHIR writes it: ``Z`` or ``+09:00``."""
+    minutes = int((delta or timedelta(0)).total_seconds() // 60)
+    if minutes == 0:
+        return "Z"
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def zone_offset(zone: DefaultZone, moment: datetime) -> str | None:
+    """The offset ``zone`` gives the naive wall-clock ``moment``."""
+    if zone is None or isinstance(zone, str):
+        return zone
+    return offset_text(moment.replace(tzinfo=zone).utcoffset())
+
+
+def dtm(value: str, *, loc: str, default_tz: DefaultZone) -> str | None:
     """HL7 DTM/TS -> FHIR dateTime, keeping the sender's precision and time zone."""
     if not value:
         return None
@@ -101,7 +122,7 @@ def dtm(value: str, *, loc: str, default_tz: str | None) -> str | None:
         )
     year, month, day, hour, minute, second, frac, tz = match.groups()
     try:
-        datetime(
+        wall = datetime(
             int(year),
             int(month or 1),
             int(day or 1),
@@ -118,7 +139,7 @@ def dtm(value: str, *, loc: str, default_tz: str | None) -> str | None:
     date = "-".join(p for p in (year, month, day) if p)
     if not hour:
         return date
-    zone = f"{tz[:3]}:{tz[3:]}" if tz else default_tz
+    zone = f"{tz[:3]}:{tz[3:]}" if tz else zone_offset(default_tz, wall)
     if zone is None:
         return date
     if zone in ("+00:00", "-00:00"):

@@ -38,7 +38,7 @@ _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs"
 def build_service(settings: Settings, store: Store) -> ResourceService:
     """The service as configured (search definitions, profiles): the server and the
     operator commands that write (``medicore hl7 reprocess``) must validate alike."""
-    registry = SearchRegistry.configured(settings.search_parameters_dirs)
+    registry = SearchRegistry.configured(settings.search_parameters_dirs, zone=settings.zone)
     validator = Validator(
         (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
         mandatory=settings.mandatory_profiles,
@@ -123,6 +123,7 @@ def create_app(
     install_hl7(app, settings, hl7=hl7, sock=mllp_socket)
     install_observability(app, observability, metrics=metrics)
     app.state.hl7.on_ack = metrics.observe_hl7
+    app.state.hl7.on_control_id_reused = metrics.hl7_control_id_reused.inc
     service.audit_batcher.timer = metrics.time_audit_write
 
     async def measure_audit_backlog() -> None:

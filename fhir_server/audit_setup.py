@@ -27,8 +27,35 @@ def existing_audit_key(settings: Settings) -> bytes | None:
     return path.read_bytes().strip() if path.is_file() else None
 
 
+class AuditKeyMissing(RuntimeError):
+    """A command that is not the server found no audit key: it never makes one.
+
+    A new key would seal nothing and verify nothing: every record of the real chain
+    would read as tampered ("BROKEN at position 1") when the key is only elsewhere.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        path = audit_key_path(settings).absolute()
+        super().__init__(
+            f"no audit HMAC key: MEDICORE_AUDIT_KEY is not set and {path} does not exist "
+            f"(the key file is <MEDICORE_DATA_DIR>/keys/audit-hmac.key; MEDICORE_DATA_DIR is "
+            f"{settings.data_dir!r}, relative to the working directory). Run this where the "
+            "server runs, or set MEDICORE_DATA_DIR or MEDICORE_AUDIT_KEY to the server's."
+        )
+
+
+def require_audit_key(settings: Settings) -> bytes:
+    """The existing key, or `AuditKeyMissing`: for every command but the server's start."""
+    key = existing_audit_key(settings)
+    if key is None:
+        raise AuditKeyMissing(settings)
+    return key
+
+
 def load_audit_key(settings: Settings) -> bytes:
     """``MEDICORE_AUDIT_KEY``, else a key file created once beside the data (mode 0600).
+
+    Only starting the server creates the key (`require_audit_key` everywhere else).
 
     Keep it out of the database and its backups: whoever holds it can re-seal a chain.
     Several hosts sharing one MongoDB must share the key (set MEDICORE_AUDIT_KEY).

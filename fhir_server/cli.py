@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
     except ValidationError as exc:  # a MEDICORE_* setting or flag of the wrong form
         fields = ", ".join(str(e["loc"][0]) for e in exc.errors() if e.get("loc"))
-        parser.exit(2, f"medicore: error: invalid setting: {fields}\n")
+        # a message this project wrote says what is expected; pydantic's own may echo input
+        ours = [str(e["ctx"]["error"]) for e in exc.errors() if "MEDICORE_" in str(e.get("ctx"))]
+        why = "".join(f"; {text}" for text in ours)
+        parser.exit(2, f"medicore: error: invalid setting: {fields}{why}\n")
     except ValueError as exc:  # e.g. a store URI that is neither sqlite:/// nor mongodb://
         parser.exit(2, f"medicore: error: {exc}\n")
     return result

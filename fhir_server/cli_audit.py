@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from audit.chain import ChainedRecord, Checkpoint, checkpoint, verify
 from audit.export import export_ndjson, terminal_progress, verify_export
 from fhir_server.audit_indexer import follow
-from fhir_server.audit_setup import existing_audit_key, load_audit_key
+from fhir_server.audit_setup import AuditKeyMissing, existing_audit_key, require_audit_key
 from fhir_server.observability.logs import configure_logging
 from fhir_server.search.registry import SearchRegistry
 from fhir_server.settings import Settings
@@ -26,9 +27,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**({"store": args.store} if args.store else {}))
 
 
-def _open(settings: Settings) -> Any:
+def _open(settings: Settings, *, key: bytes | None = None) -> Any:
+    """The store for reading; none of these commands appends, so none needs to seal."""
     return store_from_uri(
-        settings.store, mongo_database=settings.mongo_database, audit_key=load_audit_key(settings)
+        settings.store,
+        mongo_database=settings.mongo_database,
+        audit_key=key if key is not None else existing_audit_key(settings) or b"",
     )
 
 
@@ -38,16 +42,15 @@ def _checkpoints(paths: list[str] | None) -> list[Checkpoint]:
 
 async def _verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = _open(settings)
+    key = require_audit_key(settings)
+    store = _open(settings, key=key)
     await store.open()
     try:
         # The whole chain is held in memory for the walk: ~1 KB per record.
         records: list[ChainedRecord] = [r async for r in store.iter_audit()]
     finally:
         await store.close()
-    report = verify(
-        records, key=load_audit_key(settings), checkpoints=_checkpoints(args.checkpoint)
-    )
+    report = verify(records, key=key, checkpoints=_checkpoints(args.checkpoint))
     print(report.describe())
     return 0 if report.ok else 1
 
@@ -87,12 +90,8 @@ async def _checkpoint(args: argparse.Namespace) -> int:
 
 async def _index(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = store_from_uri(
-        settings.store,
-        mongo_database=settings.mongo_database,
-        audit_key=existing_audit_key(settings) or b"",  # indexing reads; it never seals
-    )
-    registry = SearchRegistry.configured(settings.search_parameters_dirs)
+    store = _open(settings)  # indexing reads the chain; it never seals
+    registry = SearchRegistry.configured(settings.search_parameters_dirs, zone=settings.zone)
     await store.open()
     try:
         if args.follow:
@@ -109,9 +108,22 @@ async def _index(args: argparse.Namespace) -> int:
 
 
 def _verify_file(args: argparse.Namespace) -> int:
-    report = verify_export(Path(args.file), key=load_audit_key(_settings(args)))
+    report = verify_export(Path(args.file), key=require_audit_key(_settings(args)))
     print(report.describe())
     return 0 if report.ok else 1
+
+
+def _keyed(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Exit 2 with the key's expected location when it is missing (1 means a broken chain)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except AuditKeyMissing as exc:
+            print(f"medicore: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _instant(text: str) -> datetime:
@@ -133,7 +145,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     check.add_argument(
         "--checkpoint", action="append", help="a checkpoint file kept off the machine"
     )
-    check.set_defaults(handler=lambda a: asyncio.run(_verify(a)))
+    check.set_defaults(handler=_keyed(lambda a: asyncio.run(_verify(a))))
 
     export = with_store(actions.add_parser("export", help="NDJSON of records in a time range"))
     export.add_argument("--since", required=True, help="FHIR instant, e.g. 2026-01-01T00:00:00Z")
@@ -152,4 +164,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     exported = with_store(actions.add_parser("verify-export", help="verify an exported file"))
     exported.add_argument("file")
-    exported.set_defaults(handler=_verify_file)
+    exported.set_defaults(handler=_keyed(_verify_file))

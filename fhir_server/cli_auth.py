@@ -17,9 +17,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from auth.errors import AuthError, InvalidScope
+from auth.keys import KeyRing
 from auth.tokens import MAX_ACCESS_LIFETIME
 from fhir_server.security.clients import OPERATOR_CLIENT_ID, ClientConfigError, client_record
 from fhir_server.security.context import SecurityContext
@@ -42,15 +43,32 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(store=args.store) if getattr(args, "store", None) else Settings()
 
 
-def _run(args: argparse.Namespace, work: Callable[[SecurityContext], Awaitable[int]]) -> int:
-    """Open the store, build the security context, run `work`, map failures to exit codes."""
+def _run(
+    args: argparse.Namespace,
+    work: Callable[[SecurityContext], Awaitable[int]],
+    *,
+    signing: Literal["none", "existing", "create"] = "none",
+) -> int:
+    """Open the store, build the security context, run `work`, map failures to exit codes.
+
+    Signing keys are created only by `keys rotate` (and the server's start); a command that
+    signs or verifies with them needs the existing ones, and the others touch none.
+    """
     settings = _settings(args)
+    security = SecuritySettings()
 
     async def main() -> int:
+        if signing == "create":
+            keys = KeyRing.load_or_create(security.keys_dir, default_alg=security.signing_alg)
+        elif signing == "existing":
+            keys = KeyRing.load_existing(security.keys_dir, default_alg=security.signing_alg)
+        else:
+            keys = KeyRing([], default_alg=security.signing_alg)
         store: Store = store_from_uri(settings.store, mongo_database=settings.mongo_database)
         await store.open()
         try:
-            return await work(SecurityContext.build(settings, store, security=SecuritySettings()))
+            ctx = SecurityContext.build(settings, store, security=security, keys=keys)
+            return await work(ctx)
         finally:
             await store.close()
 
@@ -149,7 +167,7 @@ def _token(args: argparse.Namespace) -> int:
         print(issued.token)
         return 0
 
-    return _run(args, work)
+    return _run(args, work, signing="existing")
 
 
 # tokens revoke ------------------------------------------------------------------------
@@ -171,7 +189,7 @@ def _tokens_revoke(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return _run(args, work)
+    return _run(args, work, signing="existing")
 
 
 # keys rotate --------------------------------------------------------------------------
@@ -181,7 +199,7 @@ def _keys_rotate(args: argparse.Namespace) -> int:
         print(f"new {args.alg or ctx.keys.default_alg} signing key {kid}")
         return 0
 
-    return _run(args, work)
+    return _run(args, work, signing="create")
 
 
 def register(commands: argparse._SubParsersAction) -> None:

@@ -81,24 +81,28 @@ def _store_argument(parser: argparse.ArgumentParser) -> None:
 # -- failed / reprocess -----------------------------------------------------------------
 
 
-async def _with_processor(args: argparse.Namespace, work: Any) -> int:
+async def _with_processor(args: argparse.Namespace, work: Any, *, writes: bool) -> int:
     from fhir_server.app import build_service
-    from fhir_server.audit_setup import load_audit_key
+    from fhir_server.audit_setup import existing_audit_key, require_audit_key
     from fhir_server.hl7 import hl7_audit
     from fhir_server.hl7.processor import Hl7Processor
     from fhir_server.settings import Settings
     from fhir_server.storage import store_from_uri
 
     settings = Settings(**({"store": args.store} if args.store else {}))
-    store = store_from_uri(
-        settings.store, mongo_database=settings.mongo_database, audit_key=load_audit_key(settings)
-    )
+    # Reprocessing writes AuditEvents, sealed with the server's key: never a new one.
+    key = require_audit_key(settings) if writes else existing_audit_key(settings) or b""
+    store = store_from_uri(settings.store, mongo_database=settings.mongo_database, audit_key=key)
     await store.open()
     try:
         service = build_service(settings, store)
         base_url = settings.served_base
         processor = Hl7Processor(
-            service, settings=Hl7Settings(), base_url=base_url, audit=hl7_audit(settings)
+            service,
+            settings=Hl7Settings(),
+            base_url=base_url,
+            audit=hl7_audit(settings),
+            zone=settings.zone,
         )
         result: int = await work(processor)
         return result
@@ -127,7 +131,17 @@ def _failed(args: argparse.Namespace) -> int:
             )
         return 0
 
-    return asyncio.run(_with_processor(args, work))
+    return asyncio.run(_with_processor(args, work, writes=False))
+
+
+def _keyed_run(args: argparse.Namespace, work: Any) -> int:
+    from fhir_server.audit_setup import AuditKeyMissing
+
+    try:
+        return asyncio.run(_with_processor(args, work, writes=True))
+    except AuditKeyMissing as exc:
+        print(f"medicore: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _reprocess(args: argparse.Namespace) -> int:
@@ -150,7 +164,7 @@ def _reprocess(args: argparse.Namespace) -> int:
             print(f"{key}\t{ack.code}")
         return 0 if all(ack.code == "AA" for _, ack in done) else 1
 
-    return asyncio.run(_with_processor(args, work))
+    return _keyed_run(args, work)
 
 
 # -- send --------------------------------------------------------------------------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from typing import Literal
+from zoneinfo import ZoneInfo
 
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fhir_server.zones import load_zone, local_zone_name
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,19 @@ class Settings(BaseSettings):
     search_parameters_dirs: list[str] = []
     mandatory_profiles: dict[str, str] = {}
     reject_unknown_profiles: bool = False
+    # The hospital's IANA zone: dates and times written without an offset (FHIR searches,
+    # calendar dates such as birthDate, HL7 times) are read in it. Default: the machine's.
+    timezone: str = Field(default_factory=local_zone_name)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        load_zone(value)  # a bad name stops the start with a message naming the setting
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return load_zone(self.timezone)
 
     @property
     def served_base(self) -> str:

@@ -25,6 +25,9 @@ def mongo_uri() -> str:
 def pytest_configure(config: pytest.Config) -> None:
     """Without MEDICORE_TEST_MONGODB_URI, start a replica-set SecantusDB for the session
     (``tests/mongo_server.py``): MongoDB tests never run against a mock."""
+    # Dates without an offset are read in MEDICORE_TIMEZONE (default: the machine's zone):
+    # every test, and every server a test starts, reads them in UTC unless it says otherwise.
+    os.environ["MEDICORE_TIMEZONE"] = "UTC"
     if os.environ.get(_URI_VARIABLE):
         return
     from tests.mongo_server import free_port, start

@@ -52,10 +52,20 @@ def _resource(resource_type: str, registry: SearchRegistry, validator: Validator
 
 
 def capability_statement(
-    *, base: str, registry: SearchRegistry, validator: Validator, security: dict[str, Any] | None
+    *,
+    base: str,
+    registry: SearchRegistry,
+    validator: Validator,
+    security: dict[str, Any] | None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
     rest: dict[str, Any] = {
         "mode": "server",
+        "documentation": (
+            f"Time zone: {timezone} (MEDICORE_TIMEZONE). Dates and times written without a "
+            "UTC offset are read in it: search values such as date=2024-01 or "
+            "_lastUpdated=2024-01-15T10:00, calendar dates such as birthDate, HL7 v2 times."
+        ),
         "resource": [_resource(t, registry, validator) for t in SUPPORTED_TYPES],
         "interaction": [
             {"code": "transaction"},
@@ -96,5 +106,6 @@ async def metadata(request: Request) -> Response:
         registry=registry,
         validator=request.app.state.service.validator,
         security=security,
+        timezone=request.app.state.settings.timezone,
     )
     return json_response(statement)

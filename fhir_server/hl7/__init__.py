@@ -59,7 +59,11 @@ def install_hl7(
     app.state.hl7_settings = hl7_settings
     app.state.hl7_mllp_host = hl7_settings.mllp_host or settings.host
     app.state.hl7 = Hl7Processor(
-        app.state.service, settings=hl7_settings, base_url=base_url, audit=hl7_audit(settings)
+        app.state.service,
+        settings=hl7_settings,
+        base_url=base_url,
+        audit=hl7_audit(settings),
+        zone=settings.zone,
     )
     app.state.hl7_listener = None
     app.state.hl7_recovery = None

@@ -1,7 +1,8 @@
 """The HL7 inbox: one store record per message, raw bytes kept before anything else happens.
 
 Record ``hl7_inbox`` / key ``<MSH-3>|<MSH-4>|<MSH-10>`` (``unparsed|<sha256>`` when MSH
-cannot be read). The document::
+cannot be read; ``<key>|<digest[:16]>`` for a message that reused a taken control id with
+other content, see `content_digest`). The document::
 
     status        received | processed | failed
     raw           the bytes as they arrived, base64
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,17 +27,22 @@ from fhir_server.storage.base import RecordExists, RecordWrite, Store, WriteBatc
 
 __all__ = [
     "KIND",
+    "REUSED_CONTROL_ID",
     "InboxError",
+    "content_digest",
     "failed_doc",
     "inbox_key",
     "insert",
     "processed_doc",
     "raw_bytes",
     "received_doc",
+    "reused_key",
     "summary",
 ]
 
 KIND = "hl7_inbox"
+REUSED_CONTROL_ID = "control id reused with different content"
+_SEGMENT_END = re.compile(rb"\r\n|\n|\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +78,28 @@ def inbox_key(header: MessageHeader | None, raw: bytes) -> str:
     if header is None or not header.control_id:
         return f"unparsed|{hashlib.sha256(raw).hexdigest()}"
     return f"{header.sender}|{header.control_id}"
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of the message as a resend would carry it: MSH-7 blanked, segments CR-joined.
+
+    MSH-7 (date/time of message) is the one field interface engines restamp when they
+    resend; every other byte, MSH-10 included, must match for "the same message". Segment
+    ends are normalized because HTTP clients turn CR into CRLF or LF.
+    """
+    segments = [s for s in _SEGMENT_END.split(raw.strip(b"\x0b\x1c\r\n")) if s]
+    if segments and segments[0][:3] == b"MSH" and len(segments[0]) > 3:
+        sep = segments[0][3:4]
+        fields = segments[0].split(sep)
+        if len(fields) > 6:  # fields[0] is "MSH", fields[1] MSH-2: MSH-n is fields[n - 1]
+            fields[6] = b""
+            segments[0] = sep.join(fields)
+    return hashlib.sha256(b"\r".join(segments)).hexdigest()
+
+
+def reused_key(key: str, digest: str) -> str:
+    """Where a message reusing a taken control id with other content is kept."""
+    return f"{key}|{digest[:16]}"
 
 
 def _header_fields(header: MessageHeader | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, tzinfo
 from typing import Any
 
 from converters import (
@@ -93,15 +94,19 @@ class Hl7Processor:
         settings: Hl7Settings,
         base_url: str,
         audit: AuditFactory | None = None,
+        zone: tzinfo = UTC,
     ) -> None:
         self.service = service
+        self.zone = settings.time_zone(zone)  # how HL7 times without an offset are read
         self.store = service.store
         self.settings = settings
         self.base_url = base_url
         self.audit = audit
-        self._inflight: dict[str, asyncio.Future[Ack]] = {}
+        self._inflight: dict[str, tuple[str, asyncio.Future[Ack]]] = {}
         # Called with (message type, ACK code) for every message: the metrics hook.
         self.on_ack: Callable[[str, str], None] | None = None
+        # Called once per message kept because it reused a control id with other content.
+        self.on_control_id_reused: Callable[[], None] | None = None
 
     # -- entry points ------------------------------------------------------------------
 
@@ -120,7 +125,10 @@ class Hl7Processor:
             raise AlreadyProcessed(key)
         raw = inbox.raw_bytes(doc)
         header, charset = self._read_header(raw)
-        return await self._exclusive(key, lambda: self._apply(key, raw, doc, header, charset))
+        digest = inbox.content_digest(raw)
+        return await self._exclusive(
+            key, digest, lambda: self._apply(key, raw, doc, header, charset)
+        )
 
     async def reprocess_all(self, *, status: str = "failed") -> list[tuple[str, Ack]]:
         """Reprocess every message in ``status`` (failed, or received after a crash)."""
@@ -175,21 +183,29 @@ class Hl7Processor:
         header, charset = self._read_header(raw)
         codec = codec_for(header.charset or charset or "utf-8") if header else None
         key = inbox.inbox_key(header, raw)
+        digest = inbox.content_digest(raw)
         ack = await self._exclusive(
-            key, lambda: self._admit(key, raw, header, charset, source=source)
+            key, digest, lambda: self._admit(key, raw, digest, header, charset, source=source)
         )
         if self.on_ack is not None:
             self.on_ack(header.message_type if header else "unknown", ack.code)
         return replace(ack, codec=codec or "utf-8")
 
-    async def _exclusive(self, key: str, work: Callable[[], Awaitable[Ack]]) -> Ack:
-        """One task per message key in this process; a resend in flight gets the same ACK."""
+    async def _exclusive(self, key: str, digest: str, work: Callable[[], Awaitable[Ack]]) -> Ack:
+        """One task per message key in this process; a resend in flight gets the same ACK.
+
+        Only an identical resend waits for it: other content under the key runs on its own
+        (and meets the stored record, which tells it apart).
+        """
         pending = self._inflight.get(key)
-        if pending is not None:
-            ack = await asyncio.shield(pending)
+        if pending is not None and pending[0] == digest:
+            ack = await asyncio.shield(pending[1])
             return replace(ack, duplicate=True)
+        if pending is not None:
+            await asyncio.wait([pending[1]])  # let the first one store its record
+            return await work()
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        self._inflight[key] = (digest, future)
         try:
             ack = await work()
         except BaseException as exc:
@@ -205,6 +221,7 @@ class Hl7Processor:
         self,
         key: str,
         raw: bytes,
+        digest: str,
         header: MessageHeader | None,
         charset: str | None,
         *,
@@ -222,10 +239,43 @@ class Hl7Processor:
                 "the message could not be stored; resend later", error_code="206"
             )
             return self._ack(header, "AE", error, key=None)
+        if prior is not None and inbox.content_digest(inbox.raw_bytes(prior)) != digest:
+            return await self._reused(key, digest, doc, header)
         if prior is not None and prior.get("ack") and not _retryable(prior):
             return Ack(prior["ack"], prior.get("ack_code") or "AA", key, True)
         existing = prior or doc  # a prior record without ACK: a crash left it unfinished
         return await self._apply(key, raw, existing, header, charset)
+
+    async def _reused(
+        self, key: str, digest: str, doc: dict[str, Any], header: MessageHeader | None
+    ) -> Ack:
+        """Other content under a taken control id: kept as a dead letter and answered AE.
+
+        Senders reuse control ids after a restart; the original's ACK would tell them a
+        message we never applied was accepted. An identical resend of this one meets its
+        own record and gets this same AE back.
+        """
+        dead_key = inbox.reused_key(key, digest)
+        error = InboxError("205", "MSH^1^10", inbox.REUSED_CONTROL_ID)
+        ack = self._ack(header, "AE", error.as_conversion_error("AE"), key=dead_key)
+        dead = inbox.failed_doc(
+            doc, header=header, ack=ack.text, ack_code="AE", error=error, at=inbox.now()
+        )
+        dead["attempts"] = 0  # never applied: kept for an operator to look at
+        try:
+            prior = await inbox.insert(self.store, dead_key, dead)
+        except StoreError:
+            log.warning("hl7: message %s not stored: the store is unavailable", dead_key)
+            unstored = ConversionError(
+                "the message could not be stored; resend later", error_code="206"
+            )
+            return self._ack(header, "AE", unstored, key=None)
+        if prior is not None and prior.get("ack"):
+            return Ack(prior["ack"], prior.get("ack_code") or "AE", dead_key, True)
+        log.warning("hl7: %s: %s, kept as %s (AE)", key, inbox.REUSED_CONTROL_ID, dead_key)
+        if self.on_control_id_reused is not None:
+            self.on_control_id_reused()
+        return ack
 
     async def _apply(
         self,
@@ -240,7 +290,7 @@ class Hl7Processor:
                 raw,
                 default_charset=charset,
                 message_ref=key,
-                default_timezone=self.settings.hl7_default_timezone,
+                default_timezone=self.zone,
             )
         except ConversionError as exc:
             return await self._fail(key, base, exc.header or header, exc.ack_code, exc)

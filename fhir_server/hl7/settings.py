@@ -9,8 +9,15 @@ Per-sender default charsets (for senders that leave MSH-18 empty) come from
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from datetime import tzinfo
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fhir_server.zones import load_zone
+
+_FIXED_OFFSET = re.compile(r"Z|[+-](0\d|1[0-4]):[0-5]\d")
 
 
 class Hl7Settings(BaseSettings):
@@ -22,8 +29,30 @@ class Hl7Settings(BaseSettings):
     mllp_idle_timeout: float = Field(default=600.0, gt=0)  # seconds without a frame
     hl7_default_charset: str | None = None
     hl7_sender_charsets: dict[str, str] = Field(default_factory=dict)
-    hl7_default_timezone: str = "Z"  # for HL7 times without an offset when MSH-7 has none
+    # Override of MEDICORE_TIMEZONE for HL7 times without an offset when MSH-7 has none:
+    # an IANA name, or a fixed offset ("+09:00", "Z") for a feed that ignores DST.
+    hl7_default_timezone: str | None = None
     hl7_recover_on_startup: bool = True  # re-run messages left in status "received"
+
+    @field_validator("hl7_default_timezone")
+    @classmethod
+    def _zone_or_offset(cls, value: str | None) -> str | None:
+        if value and not _FIXED_OFFSET.fullmatch(value):
+            try:
+                load_zone(value)
+            except ValueError:
+                raise ValueError(
+                    f"MEDICORE_HL7_DEFAULT_TIMEZONE {value!r} is neither an IANA time zone "
+                    "name nor an offset such as +09:00 or Z"
+                ) from None
+        return value or None
+
+    def time_zone(self, hospital: tzinfo) -> str | tzinfo:
+        """How offset-less HL7 times are read: the override, else the hospital's zone."""
+        value = self.hl7_default_timezone
+        if not value:
+            return hospital
+        return value if _FIXED_OFFSET.fullmatch(value) else load_zone(value)
 
     def charset_for(self, sender: str | None) -> str | None:
         """The charset to assume when ``sender`` ("app|facility") leaves MSH-18 empty."""

@@ -8,7 +8,7 @@ must be restored separately. A missing key is reported, never silently created.
 from __future__ import annotations
 
 from audit.chain import verify
-from fhir_server.audit_setup import audit_key_path, existing_audit_key
+from fhir_server.audit_setup import AuditKeyMissing, existing_audit_key
 from fhir_server.maintenance.manifest import Manifest
 from fhir_server.settings import Settings
 from fhir_server.storage import store_from_uri
@@ -21,10 +21,7 @@ async def verify_audit_chain(uri: str, manifest: Manifest) -> str | None:
     settings = Settings(store=uri)
     key = existing_audit_key(settings)
     if key is None:
-        return (
-            "audit key not found (set MEDICORE_AUDIT_KEY or restore "
-            f"{audit_key_path(settings)}), the chain was not verified"
-        )
+        return f"{AuditKeyMissing(settings)} The chain was not verified."
     store = store_from_uri(uri, mongo_database=settings.mongo_database, audit_key=key)
     await store.open()
     try:

@@ -85,6 +85,12 @@ class Metrics:
             ["message_type", "ack_code"],
             registry=r,
         )
+        self.hl7_control_id_reused = Counter(
+            "medicore_hl7_control_id_reused",
+            "HL7 messages refused (AE, kept as dead letters): a control id seen before, "
+            "other content",
+            registry=r,
+        )
         self.hl7_dead_letters = Gauge(
             "medicore_hl7_dead_letter_depth",
             "HL7 messages kept for reprocessing (failed, not yet replayed)",

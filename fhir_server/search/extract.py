@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from operator import itemgetter
 from typing import Any
 
@@ -124,18 +125,19 @@ def string_values(value: Any) -> list[str]:
     return out
 
 
-def date_values(value: Any) -> list[tuple[int, int]]:
+def date_values(value: Any, zone: tzinfo | None = None) -> list[tuple[int, int]]:
+    """Ranges of a date/dateTime/instant/Period/Timing; no offset: read in ``zone``."""
     if isinstance(value, str):
-        rng = date_range(value)
+        rng = date_range(value, zone)
         return [rng] if rng else []
     if not isinstance(value, dict):
         return []
     if "start" in value or "end" in value:
-        start = date_range(value["start"]) if isinstance(value.get("start"), str) else None
-        end = date_range(value["end"]) if isinstance(value.get("end"), str) else None
+        start = date_range(value["start"], zone) if isinstance(value.get("start"), str) else None
+        end = date_range(value["end"], zone) if isinstance(value.get("end"), str) else None
         return [(start[0] if start else MIN_MS, end[1] if end else MAX_MS)]
     if "event" in value:
-        return [r for e in value.get("event") or () for r in date_values(e)]
+        return [r for e in value.get("event") or () for r in date_values(e, zone)]
     return []
 
 
@@ -247,6 +249,9 @@ def _plan(resource_type: str, registry: SearchRegistry) -> _Plan:
             if definition.type == "composite":
                 add = _composite_adder(definition, registry)
                 target = composites
+            elif definition.type == "date":
+                add = _date_adder(code, registry.zone)
+                target = params
             else:
                 add = _ADDERS[definition.type](code) if definition.type in _ADDERS else None
                 target = params
@@ -306,12 +311,12 @@ def _string_adder(code: str) -> Adder:
     return add
 
 
-def _date_adder(code: str) -> Adder:
+def _date_adder(code: str, zone: tzinfo | None = None) -> Adder:
     def add(entries: IndexEntries, values: list[Any]) -> None:
         dates = entries.dates
         keys: list[int] = []
         for value in values:
-            for low, high in date_values(value):
+            for low, high in date_values(value, zone):
                 dates.append((code, low, high))
                 keys.append(low)
         if keys:
@@ -407,7 +412,13 @@ _COMPONENT: dict[str, Callable[[Any], list[_Part]]] = {
 def _component(
     registry: SearchRegistry, component: Component
 ) -> tuple[Evaluator, Callable[[Any], list[_Part]]]:
-    convert = _COMPONENT.get(registry.component_type(component), _none)
+    kind = registry.component_type(component)
+    zone = registry.zone
+    convert: Callable[[Any], list[_Part]]
+    if kind == "date" and zone is not None:
+        convert = lambda v: [("", "", None, lo, hi, "") for lo, hi in date_values(v, zone)]  # noqa: E731
+    else:
+        convert = _COMPONENT.get(kind, _none)
     return compile_expression(component.expression, root_type=None), convert
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 
-# Dates are indexed as integer milliseconds since the epoch (UTC), inclusive ranges.
+# Dates are indexed as integer milliseconds since the epoch (UTC), inclusive ranges. A value
+# written without an offset (a calendar date, a search value) is read in the hospital's zone,
+# the same zone on both sides, so birthdate=2024-01-15 finds birthDate 2024-01-15.
 MIN_MS = -62135596800000  # 0001-01-01T00:00:00Z
 MAX_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 
@@ -50,12 +52,15 @@ def _ms(value: datetime) -> int:
     return (value - _EPOCH) // timedelta(milliseconds=1)
 
 
-def date_range(text: str) -> tuple[int, int] | None:
-    """The inclusive [low, high] range in ms a FHIR date/dateTime/instant covers."""
+def date_range(text: str, zone: tzinfo | None = None) -> tuple[int, int] | None:
+    """The inclusive [low, high] range in ms a FHIR date/dateTime/instant covers.
+
+    Without an offset in ``text`` the wall-clock range is read in ``zone`` (None: UTC).
+    """
     m = _FULL_DATE_RE.fullmatch(text)
-    if m is not None:
+    if m is not None and (zone is None or m.group(6) is not None):
         return _full_date_range(*m.groups())
-    return _date_range(text)
+    return _date_range(text, zone)
 
 
 # Full dates and seconds-precision times (the usual forms), on integer microseconds.
@@ -116,7 +121,7 @@ def _full_date_range(
     return start // 1000, end // 1000 - 1
 
 
-def _date_range(text: str) -> tuple[int, int] | None:
+def _date_range(text: str, zone: tzinfo | None = None) -> tuple[int, int] | None:
     """``date_range`` for every form (partial dates, odd spacing), on datetime objects."""
     m = _DATE_RE.match(text.strip())
     if not m:
@@ -128,16 +133,18 @@ def _date_range(text: str) -> tuple[int, int] | None:
         if tz and tz != "Z":
             sign = -1 if tz[0] == "-" else 1
             offset = sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
+        # Aware arithmetic within one zone is wall-clock: a local day is 23-25 h across DST.
+        local = UTC if tz or zone is None else zone
         if m["m"] is None:
-            start = datetime(year, 1, 1, tzinfo=UTC)
-            end = datetime(year + 1, 1, 1, tzinfo=UTC) if year < 9999 else None
+            start = datetime(year, 1, 1, tzinfo=local)
+            end = datetime(year + 1, 1, 1, tzinfo=local) if year < 9999 else None
         elif m["d"] is None:
             month = int(m["m"])
-            start = datetime(year, month, 1, tzinfo=UTC)
+            start = datetime(year, month, 1, tzinfo=local)
             nxt = (year + 1, 1) if month == 12 else (year, month + 1)
-            end = datetime(nxt[0], nxt[1], 1, tzinfo=UTC) if nxt[0] <= 9999 else None
+            end = datetime(nxt[0], nxt[1], 1, tzinfo=local) if nxt[0] <= 9999 else None
         else:
-            start = datetime(year, int(m["m"]), int(m["d"]), tzinfo=UTC)
+            start = datetime(year, int(m["m"]), int(m["d"]), tzinfo=local)
             if m["H"] is None:
                 end = start + timedelta(days=1)
             else:
@@ -159,10 +166,12 @@ def _date_range(text: str) -> tuple[int, int] | None:
                     end = start + timedelta(milliseconds=1)
                 else:
                     end = start + timedelta(seconds=1)
+        low = _ms(start)
+        high = _ms(end) - 1 if end is not None else MAX_MS
     except (ValueError, OverflowError):
         return None
-    low = _ms(start)
-    high = _ms(end) - 1 if end is not None else MAX_MS
+    if not MIN_MS <= low <= high <= MAX_MS:
+        return None
     return low, high
 
 

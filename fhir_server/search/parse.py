@@ -186,7 +186,8 @@ def _typed(
     if kind == "string":
         return Criterion(code, STRING, tuple(pv.parse_string(name, v, modifier) for v in raw))
     if kind == "date":
-        return Criterion(code, DATE, tuple(pv.parse_date(name, v) for v in raw))
+        zone = registry.zone  # values without an offset are the hospital's wall clock
+        return Criterion(code, DATE, tuple(pv.parse_date(name, v, zone=zone) for v in raw))
     if kind in ("number", "quantity"):
         numbers = [pv.parse_number(name, v, quantity=kind == "quantity") for v in raw]
         canonical = [pv.canonical_number(v) for v in numbers]
@@ -241,7 +242,7 @@ def _composite(
     elif second_type in ("quantity", "number"):
         second = pv.parse_number(name, parts[1], quantity=second_type == "quantity")
     elif second_type == "date":
-        second = pv.parse_date(name, parts[1])
+        second = pv.parse_date(name, parts[1], zone=registry.zone)
     elif second_type == "string":
         second = pv.parse_string(name, parts[1], "")
     else:

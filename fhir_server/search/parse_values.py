@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from fhir_server.search.errors import SearchError
 from fhir_server.search.normalize import (
     UCUM,
@@ -78,9 +80,10 @@ def parse_string(param: str, text: str, modifier: str) -> StringValue:
     return StringValue(mode="contains" if modifier == "contains" else "start", value=fold(value))
 
 
-def parse_date(param: str, text: str) -> DateValue:
+def parse_date(param: str, text: str, *, zone: tzinfo | None = None) -> DateValue:
+    """A date search value; without an offset it is the wall clock of ``zone`` (None: UTC)."""
     prefix, rest = split_prefix(text)
-    rng = date_range(rest)
+    rng = date_range(rest, zone)
     if rng is None:
         raise SearchError(param, "not a valid FHIR date/dateTime")
     return DateValue(prefix=prefix, low=rng[0], high=rng[1])

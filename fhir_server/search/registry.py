@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,20 @@ def expression_for(expression: str, resource_type: str, base: Iterable[str]) -> 
     return " | ".join(parts)
 
 
+def _is_utc(zone: tzinfo | None) -> bool:
+    """UTC under any name: no offset in January or July (the registry then keeps None)."""
+    if zone is None or zone is UTC:
+        return True
+    return all(
+        datetime(2024, month, 1, tzinfo=zone).utcoffset() == timedelta(0) for month in (1, 7)
+    )
+
+
+@functools.cache
+def _default_in(zone: tzinfo) -> SearchRegistry:
+    return SearchRegistry.default()._copy(zone)
+
+
 @dataclass(slots=True)
 class SearchRegistry:
     """Search parameters per resource type; ``by_url`` resolves composite components."""
@@ -114,6 +129,9 @@ class SearchRegistry:
     by_url: dict[str, dict[str, Any]] = field(default_factory=dict)
     _merged: dict[str, dict[str, SearchParamDef]] = field(default_factory=dict)
     plans: dict[str, Any] = field(default_factory=dict)  # compiled extractors (extract.py)
+    # The hospital's zone: dates without an offset, stored or searched, are read in it.
+    # None is UTC. Extraction and parsing must agree, so it lives with the definitions.
+    zone: tzinfo | None = None
 
     @classmethod
     @functools.cache
@@ -122,10 +140,31 @@ class SearchRegistry:
         return cls.load()
 
     @classmethod
-    def configured(cls, extra_dirs: list[str]) -> SearchRegistry:
-        """The shipped definitions, plus ``MEDICORE_SEARCH_PARAMETERS_DIRS`` when set: the
-        server and the AuditEvent indexer process must extract alike."""
-        return cls.load(*map(Path, extra_dirs)) if extra_dirs else cls.default()
+    def configured(cls, extra_dirs: list[str], *, zone: tzinfo | None = None) -> SearchRegistry:
+        """The shipped definitions, plus ``MEDICORE_SEARCH_PARAMETERS_DIRS`` when set, read
+        in ``MEDICORE_TIMEZONE``: the server and the AuditEvent indexer must extract alike."""
+        if extra_dirs:
+            registry = cls.load(*map(Path, extra_dirs))
+            registry.zone = None if _is_utc(zone) else zone
+            return registry
+        return cls.default().in_zone(zone)
+
+    def in_zone(self, zone: tzinfo | None) -> SearchRegistry:
+        """These definitions with dates read in ``zone`` (own extraction plans)."""
+        zone = None if _is_utc(zone) else zone
+        if zone == self.zone:
+            return self
+        if self is SearchRegistry.default():
+            return _default_in(zone)
+        return self._copy(zone)
+
+    def _copy(self, zone: tzinfo | None) -> SearchRegistry:
+        return SearchRegistry(
+            {t: dict(p) for t, p in self._by_type.items()},
+            dict(self._common),
+            dict(self.by_url),
+            zone=zone,
+        )
 
     @classmethod
     def load(cls, *paths: Path) -> SearchRegistry:

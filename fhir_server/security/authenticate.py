@@ -93,7 +93,7 @@ async def _verify_principal(ctx: SecurityContext, token: str) -> tuple[Verified,
     try:
         if iss == ctx.issuer:
             claims = verify_access_token(
-                ctx.keys, parsed, issuer=ctx.issuer, audience=ctx.fhir_base
+                ctx.keys, parsed, issuer=ctx.issuer, audience=ctx.fhir_base, now=ctx.now()
             )
         elif ctx.settings.idp_issuer and iss == ctx.settings.idp_issuer:
             claims = await _external_claims(ctx, parsed)
@@ -127,7 +127,8 @@ async def _external_claims(ctx: SecurityContext, token: UnverifiedToken) -> dict
         jwks = await ctx.jwks_cache.get(url, kid=kid if isinstance(kid, str) else None)
     except JwksUnavailable:
         raise AuthenticationFailed("the identity provider's keys are unavailable") from None
-    identity = ctx.external_issuer(jwks).verify(token)  # scope syntax: Principal.from_claims
+    # scope syntax is normalized by Principal.from_claims
+    identity = ctx.external_issuer(jwks).verify(token, now=ctx.now())
     raw = identity.claims
     role = identity.role or ""
     if ctx.roles.uses_registered_scopes(role):

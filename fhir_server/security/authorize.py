@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +163,7 @@ async def login_and_issue_code(
         "patient": chosen,
         "fhir_user": user.get("fhir_user"),
         "nonce": request.nonce,
-        "exp": int(time.time()) + ctx.settings.code_lifetime,
+        "exp": ctx.now() + ctx.settings.code_lifetime,
     }
     await ctx.repo.save_code(code, doc)
     return with_query(request.redirect_uri, {"code": code, "state": request.state})

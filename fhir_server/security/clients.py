@@ -165,6 +165,7 @@ async def authenticate_client(
             token_url=token_url,
             jti_store=ctx.repo,
             assertion_type=form.get("client_assertion_type", ""),
+            now=ctx.now(),
         )
         return CallingClient(doc=doc, confidential=True)
     if form.get("client_assertion_type"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from auth.clock import Clock, system_clock
 from auth.keys import KeyRing
 from auth.roles import RoleTable
 from auth.scopes import ScopeSet
@@ -31,6 +32,10 @@ class SecurityContext:
     jwks_cache: JwksCache = field(default_factory=JwksCache)
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     _idp: ExternalIssuer | None = field(default=None, init=False, repr=False)
+    clock: Clock = system_clock  # every exp/iat set or checked here reads this
+
+    def now(self) -> int:
+        return int(self.clock())
 
     @classmethod
     def build(
@@ -40,19 +45,22 @@ class SecurityContext:
         *,
         security: SecuritySettings | None = None,
         keys: KeyRing | None = None,
+        clock: Clock = system_clock,
     ) -> SecurityContext:
         """Load (or create) the signing keys and the role table; read nothing from the store."""
         sec = security or SecuritySettings()
         base = fhir_base(settings.base_url)
         return cls(
             settings=sec,
-            repo=AuthRepository(store),
+            repo=AuthRepository(store, clock=clock),
             keys=keys or KeyRing.load_or_create(sec.keys_dir, default_alg=sec.signing_alg),
             roles=RoleTable.load(sec.roles_file),
             fhir_base=base,
             issuer=(sec.issuer or base).rstrip("/"),
             production=settings.is_production,
             jwks_cache=JwksCache(ttl=sec.jwks_cache_seconds),
+            principals=PrincipalCache(wall=clock),
+            clock=clock,
         )
 
     def external_issuer(self, jwks: dict[str, Any]) -> ExternalIssuer:

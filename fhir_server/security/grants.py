@@ -8,7 +8,6 @@ unauthorized_client -> 400, invalid_client -> 401.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,10 +20,6 @@ from fhir_server.security.clients import authenticate_client
 from fhir_server.security.context import SecurityContext
 
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
-
-
-def _now() -> int:
-    return int(time.time())
 
 
 def _required(form: Mapping[str, str], name: str) -> str:
@@ -73,6 +68,7 @@ async def client_credentials(
         scope=str(granted),
         role=str(caller.doc.get("role", "system")),
         backend_service=True,
+        now=ctx.now(),
     )
     return {
         "access_token": issued.token,
@@ -96,7 +92,7 @@ async def authorization_code(
         raise _grant("the authorization code was issued to another client")
     if grant.get("redirect_uri") != form.get("redirect_uri"):
         raise _grant("redirect_uri does not match the authorization request")
-    if int(grant.get("exp", 0)) < _now():
+    if int(grant.get("exp", 0)) < ctx.now():
         raise _grant("the authorization code has expired")
     if not verify_s256(verifier, str(grant.get("code_challenge", ""))):
         raise _grant("code_verifier does not match the code_challenge")
@@ -112,7 +108,7 @@ async def refresh_token(
     grant = await ctx.repo.get_refresh(token)
     if grant is None or grant.get("client_id") != caller.client_id:
         raise _grant("the refresh token is unknown, revoked or issued to another client")
-    if int(grant.get("exp", 0)) < _now():
+    if int(grant.get("exp", 0)) < ctx.now():
         raise _grant("the refresh token has expired")
     user = await ctx.repo.get_user(str(grant.get("username", "")))
     if user is None or not user.get("active", True):
@@ -166,6 +162,7 @@ async def issue_user_tokens(
         patient=patient if isinstance(patient, str) else None,
         fhir_user=fhir_user if isinstance(fhir_user, str) else None,
         lifetime=lifetime,
+        now=ctx.now(),
     )
     body: dict[str, Any] = {
         "access_token": issued.token,
@@ -183,6 +180,7 @@ async def issue_user_tokens(
             subject=str(grant["username"]),
             fhir_user=_absolute(ctx, fhir_user) if "fhirUser" in scopes.other else None,
             nonce=grant.get("nonce") if isinstance(grant.get("nonce"), str) else None,
+            now=ctx.now(),
         )
     refresh = await _refresh(ctx, grant=grant, scopes=scopes, client_id=client_id, rotate=rotate)
     if refresh is not None:
@@ -205,7 +203,7 @@ async def _refresh(
         ):
             raise _grant("the refresh token was already used")
         return None
-    now = _now()
+    now = ctx.now()
     if offline:
         exp = now + ctx.settings.refresh_token_lifetime
     else:  # online access ends with the session it started in

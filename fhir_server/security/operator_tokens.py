@@ -18,7 +18,6 @@ client, since whoever runs it holds the store and the signing keys anyway.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -78,7 +77,7 @@ async def issue_operator_token(
         patient=patient,
         fhir_user=user.get("fhir_user"),
         lifetime=min(lifetime or ctx.settings.access_token_lifetime, MAX_ACCESS_LIFETIME),
-        now=now,
+        now=ctx.now() if now is None else now,
     )
     claims = issued.claims
     record = {name: claims[name] for name in ("exp", "iat", "sub", "client_id", "scope")}
@@ -105,7 +104,7 @@ async def revoke_as_operator(
     A jti nobody recorded (an app's token, or a token printed before jtis were recorded)
     is revoked for `MAX_ACCESS_LIFETIME` from now: every token of ours expires sooner.
     """
-    at = int(time.time()) if now is None else now
+    at = ctx.now() if now is None else now
     value = value.strip()
     if not value or len(value) > 64 * 1024 or any(c.isspace() for c in value):
         raise OperatorRefused("give one token or jti")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from collections.abc import Iterable
 from typing import Any
 
+from auth.clock import Clock, system_clock
 from fhir_server.storage.base import RecordExists, RecordWrite, Store, WriteBatch
 
 USER, CLIENT, JTI, CODE, REFRESH, REVOKED, ISSUED = (
@@ -46,9 +46,12 @@ def secret_key(secret: str) -> str:
 class AuthRepository:
     """Typed access to the auth records of one `Store`."""
 
-    def __init__(self, store: Store, *, purge_chance: float = _PURGE_CHANCE) -> None:
+    def __init__(
+        self, store: Store, *, purge_chance: float = _PURGE_CHANCE, clock: Clock = system_clock
+    ) -> None:
         self.store = store
-        self.purge_chance = purge_chance  # tests set 0: a purge by the real clock races them
+        self.purge_chance = purge_chance
+        self.clock = clock  # what "expired" means when no moment is given
 
     async def _put(self, kind: str, key: str, doc: dict[str, Any] | None, *, new: bool) -> None:
         await self.store.commit(WriteBatch(records=[RecordWrite(kind, key, doc, if_absent=new)]))
@@ -69,14 +72,14 @@ class AuthRepository:
         await self._put(CLIENT, str(doc["client_id"]), doc, new=new)
 
     # assertion replay (auth.backend_services.JtiStore) ---------------------------------
-    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int) -> bool:
+    async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int, now: int) -> bool:
         """Remember an assertion id; False when it was seen before (a replay)."""
         try:
             await self._put(JTI, f"{client_id} {jti}", {"exp": expires_at}, new=True)
         except RecordExists:
             return False
         if random.random() < self.purge_chance:  # housekeeping, not correctness
-            await self.purge_expired()
+            await self.purge_expired(now=now)
         return True
 
     # authorization codes -----------------------------------------------------------
@@ -140,7 +143,7 @@ class AuthRepository:
         self, *, now: int | None = None, kinds: Iterable[str] = _EXPIRING, batch: int = 500
     ) -> int:
         """Delete expired records of the expiring kinds; return how many went."""
-        at = int(time.time()) if now is None else now
+        at = int(self.clock()) if now is None else now
         removed = 0
         for kind in kinds:
             after: str | None = None

@@ -21,7 +21,6 @@ acts: the caller is known to the audit record even when the action is refused.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -43,7 +42,9 @@ def _looks_like_jwt(token: str) -> bool:
 
 def _own_claims(ctx: SecurityContext, token: str) -> dict[str, Any] | None:
     try:
-        return verify_access_token(ctx.keys, token, issuer=ctx.issuer, audience=ctx.fhir_base)
+        return verify_access_token(
+            ctx.keys, token, issuer=ctx.issuer, audience=ctx.fhir_base, now=ctx.now()
+        )
     except InvalidToken:
         return None
 
@@ -136,7 +137,7 @@ async def introspect(
             out[name] = claims.get(name)
         return {k: v for k, v in out.items() if v is not None}
     grant = await ctx.repo.get_refresh(token)
-    if grant is None or int(grant.get("exp", 0)) < int(time.time()):
+    if grant is None or int(grant.get("exp", 0)) < ctx.now():
         return inactive
     if only_client is not None and grant.get("client_id") != only_client:
         return inactive

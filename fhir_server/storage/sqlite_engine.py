@@ -66,6 +66,7 @@ class SqliteEngine:
         self._next_wal_check = 0.0
         self._wal_backoff = 1.0
         self._turns = WriterLock(self.path)
+        self.clock: Callable[[], float] = time.monotonic  # paces the WAL checks
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ class SqliteEngine:
                 return
 
     def _keep_wal_small(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now < self._next_wal_check:
             return
         self._next_wal_check = now + self.wal_check_seconds

@@ -62,6 +62,11 @@ async def test_users_add_then_token_verifies_like_the_server(module: str, tmp_pa
         stdin="a long secret 1\n",
     )
     assert added.returncode == 0, added.stderr
+    # only the server's start or `keys rotate` makes signing keys; `token` needs them
+    missing = run(module, tmp_path, "token", "--user", "dr.e2e", "--scope", "user/*.rs")
+    assert missing.returncode == 1 and "MEDICORE_KEYS_DIR" in missing.stderr
+    assert not (tmp_path / "data" / "keys").exists()
+    assert run(module, tmp_path, "keys", "rotate").returncode == 0
     scope = "launch/patient user/*.rs patient/Observation.cruds"
     out = run(module, tmp_path, "token", "--user", "dr.e2e", "--scope", scope, "--patient", "p1")
     assert out.returncode == 0, out.stderr
@@ -96,6 +101,7 @@ def test_refusals_and_client_registration(tmp_path: Path) -> None:
         module, tmp_path, "users", "add", "rn.e2e", "--role", "nurse", "--password", "pw-12345678"
     )
     assert dup.returncode == 1
+    assert run(module, tmp_path, "keys", "rotate").returncode == 0
     bad_role = run(
         module, tmp_path, "users", "add", "x", "--role", "system", "--password", "pw-12345678"
     )

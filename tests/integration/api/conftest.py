@@ -68,6 +68,7 @@ def mint(client: httpx.AsyncClient, *, role: str, scope: str, patient: str | Non
         scope=scope,
         role=role,
         patient=patient,
+        now=ctx.now(),
     )
     return str(issued.token)
 

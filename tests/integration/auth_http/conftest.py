@@ -17,6 +17,7 @@ from fhir_server.security import install_security
 from fhir_server.security.context import SecurityContext
 from fhir_server.security.settings import SecuritySettings
 from fhir_server.settings import Settings
+from tests.clock import ManualClock
 from tests.conftest import make_store
 from tests.integration.auth_http.helpers import REQUEST_BASE
 
@@ -26,6 +27,7 @@ class AuthApp:
     app: FastAPI
     client: httpx.AsyncClient
     ctx: SecurityContext
+    clock: ManualClock  # the app's clock: tokens are signed and checked at its reading
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +47,12 @@ async def _auth_app(
     sec = SecuritySettings(keys_dir=keys_dir, **security)
     if getattr(app.state, "security", None) is None:  # until create_app installs it itself
         install_security(app, settings, store, security=sec)
-    else:
-        app.state.security = SecurityContext.build(settings, store, security=sec)
+    clock = ManualClock()
+    app.state.security = SecurityContext.build(settings, store, security=sec, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=REQUEST_BASE) as client:
-            yield AuthApp(app=app, client=client, ctx=app.state.security)
+            yield AuthApp(app=app, client=client, ctx=app.state.security, clock=clock)
         if drop is not None:
             await store.client.drop_database(drop)  # type: ignore[attr-defined]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +11,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 
 from fhir_server.security.context import SecurityContext
+from tests.clock import T0
 
 REQUEST_BASE = "http://test"
 TOKEN_URL = f"{REQUEST_BASE}/auth/token"
@@ -45,7 +45,7 @@ def assertion(
         "iss": client_id,
         "sub": client_id,
         "aud": TOKEN_URL,
-        "exp": int(time.time()) + 240,
+        "exp": T0 + 240,  # the test app's clock starts at T0
         "jti": str(uuid.uuid4()),
         **override,
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -10,6 +9,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 
 from fhir_server.security.authenticate import AuthenticationFailed, principal_from_token
 from fhir_server.security.clients import client_record
+from tests.clock import T0
 from tests.integration.auth_http.conftest import AuthApp
 from tests.integration.auth_http.helpers import (
     TOKEN_URL,
@@ -63,13 +63,17 @@ async def test_signed_assertion_gets_a_short_system_token(
     assert again.status_code == 401
     assert again.json()["error"] == "invalid_client"
     assert "jti" in again.json()["error_description"]
+    a.clock.advance(235)  # however long the client waits, inside exp it is still a replay
+    late = await a.client.post("/auth/token", data=client_credentials_form(signed))
+    assert (late.status_code, late.json()["error"]) == (401, "invalid_client")
+    assert "jti" in late.json()["error_description"]
 
 
 @pytest.mark.parametrize(
     ("case", "alg", "override"),
     [
-        ("expired", "RS384", {"exp": int(time.time()) - 60}),
-        ("exp too far", "ES384", {"exp": int(time.time()) + 900}),
+        ("expired", "RS384", {"exp": T0 - 60}),
+        ("exp too far", "ES384", {"exp": T0 + 900}),
         ("wrong aud", "RS384", {"aud": "http://test/fhir"}),
         ("sub differs", "ES384", {"sub": "someone-else"}),
         ("no jti", "RS384", {"jti": None}),

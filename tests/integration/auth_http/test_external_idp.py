@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from fhir_server.security.authenticate import (
     authenticate,
     principal_from_token,
 )
+from tests.clock import T0
 from tests.integration.auth_http.conftest import AuthApp
 from tests.jose_calls import count_jose_calls
 
@@ -29,7 +29,7 @@ def idp_key() -> RSAKey:
 
 
 def idp_token(key: RSAKey, **override: Any) -> str:
-    now = int(time.time())
+    now = T0  # the test app's clock
     claims: dict[str, Any] = {
         "iss": IDP,
         "sub": "f:1234:dr.park",
@@ -97,7 +97,7 @@ async def test_idp_token_is_accepted_with_mapped_role(
 @pytest.mark.parametrize(
     ("case", "override"),
     [
-        ("expired", {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}),
+        ("expired", {"exp": T0 - 3600, "iat": T0 - 7200}),
         ("wrong audience", {"aud": "someone-else"}),
         ("other issuer", {"iss": "https://evil.example"}),
         ("bad scope", {"scope": "user/Observation.sr"}),
@@ -152,6 +152,7 @@ async def test_a_cache_miss_parses_the_token_once(
         client_id="ehr",
         scope="user/Observation.rs",
         role="nurse",
+        now=ctx.now(),
     ).token
     ctx.keys.public_keyset()  # built once per key reload, not per request
     for token in (own, idp_token(idp_key)):

@@ -36,6 +36,7 @@ def _mint(a: AuthApp, *, role: str, scope: str) -> str:
         client_id="ehr",
         scope=scope,
         role=role,
+        now=ctx.now(),
     ).token
 
 

@@ -53,6 +53,7 @@ def another_process(ctx: SecurityContext) -> SecurityContext:
         fhir_base=ctx.fhir_base,
         issuer=ctx.issuer,
         principals=frozen_cache(),
+        clock=ctx.clock,
     )
 
 
@@ -117,7 +118,9 @@ async def test_another_store_instance_on_the_same_file_sees_the_revocation(
     await other.open()
     try:
         settings = Settings(store=f"sqlite:///{tmp_path / 'store.db'}")
-        cli = SecurityContext.build(settings, other, security=a.ctx.settings, keys=a.ctx.keys)
+        cli = SecurityContext.build(
+            settings, other, security=a.ctx.settings, keys=a.ctx.keys, clock=a.clock
+        )
         done = await revoke_as_operator(cli, token)
     finally:
         await other.close()
@@ -179,6 +182,7 @@ async def test_what_the_operator_cannot_revoke(auth_app: AuthApp) -> None:
         subject="x",
         client_id="y",
         scope="user/*.rs",
+        now=T0,
     ).token
     expired = issue_access_token(
         ctx.keys,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from auth.passwords import verify_password
@@ -19,22 +17,23 @@ from fhir_server.security.repository import AuthRepository, secret_key
 from fhir_server.security.users import check_login
 from fhir_server.settings import Settings
 from fhir_server.storage.base import RecordExists, Store
+from tests.clock import T0
 
 
 async def test_jti_replay_and_purge(store: Store) -> None:
     repo = AuthRepository(store, purge_chance=0.0)
-    now = int(time.time())
-    assert await repo.add_if_absent("c1", "j1", expires_at=now + 60)
-    assert not await repo.add_if_absent("c1", "j1", expires_at=now + 60)
-    assert await repo.add_if_absent("c2", "j1", expires_at=now + 60)  # per client
-    assert await repo.add_if_absent("c1", "old", expires_at=now - 10)
+    now = T0
+    assert await repo.add_if_absent("c1", "j1", expires_at=now + 60, now=now)
+    assert not await repo.add_if_absent("c1", "j1", expires_at=now + 60, now=now)
+    assert await repo.add_if_absent("c2", "j1", expires_at=now + 60, now=now)  # per client
+    assert await repo.add_if_absent("c1", "old", expires_at=now - 10, now=now)
     assert await repo.purge_expired(now=now) == 1
     assert await store.count_records("auth_jti") == 2
 
 
 async def test_codes_are_one_time_and_stored_hashed(store: Store) -> None:
     repo = AuthRepository(store)
-    await repo.save_code("the-code", {"client_id": "app", "exp": int(time.time()) + 60})
+    await repo.save_code("the-code", {"client_id": "app", "exp": T0 + 60})
     assert await store.get_record("auth_code", "the-code") is None
     assert await store.get_record("auth_code", secret_key("the-code")) is not None
     first = await repo.take_code("the-code")
@@ -44,7 +43,7 @@ async def test_codes_are_one_time_and_stored_hashed(store: Store) -> None:
 
 async def test_refresh_rotation_happens_once(store: Store) -> None:
     repo = AuthRepository(store)
-    doc = {"client_id": "app", "exp": int(time.time()) + 60}
+    doc = {"client_id": "app", "exp": T0 + 60}
     await repo.save_refresh("r1", doc)
     assert await repo.rotate_refresh("r1", doc, "r2", {**doc, "n": 2})
     assert not await repo.rotate_refresh("r1", doc, "r3", doc)
@@ -55,7 +54,7 @@ async def test_refresh_rotation_happens_once(store: Store) -> None:
 
 async def test_revocation_and_unique_users(store: Store) -> None:
     repo = AuthRepository(store)
-    await repo.revoke_jti("jti-9", expires_at=int(time.time()) + 60)
+    await repo.revoke_jti("jti-9", expires_at=T0 + 60)
     assert await repo.is_revoked("jti-9") and not await repo.is_revoked("jti-8")
     await repo.put_user({"username": "u1", "role": "nurse"})
     with pytest.raises(RecordExists):

@@ -36,6 +36,7 @@ def staff_token(a: AuthApp, role: str) -> str:
         client_id="medicore-cli",
         scope="user/*.rs",
         role=role,
+        now=a.ctx.now(),
     ).token
 
 

@@ -98,6 +98,23 @@ async def test_resend_on_the_socket_gets_the_same_ack(intake: Intake) -> None:
         await listener.stop()
 
 
+async def test_a_reused_control_id_on_the_socket_gets_ae_not_the_first_aa(
+    intake: Intake,
+) -> None:
+    listener = await _listener(intake)
+    try:
+        async with MllpClient("127.0.0.1", listener.port) as client:
+            first = await client.send(adt_a04("R1", "MRN-R1"))
+            reused = await client.send(adt_a04("R1", "MRN-R2", family="Lee"))  # sender restarted
+            again = await client.send(adt_a04("R1", "MRN-R1"))
+        assert (ack_code(first), ack_code(reused)) == ("AA", "AE")
+        assert again == first
+        patients = (await intake.http.get("/fhir/Patient?_summary=count")).json()["total"]
+        assert patients == 1
+    finally:
+        await listener.stop()
+
+
 async def test_oversized_frame_is_rejected_and_the_connection_closed(intake: Intake) -> None:
     listener = await _listener(intake, limit=256)
     try:

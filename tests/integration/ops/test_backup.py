@@ -182,7 +182,7 @@ def test_cli_exit_codes_and_messages(
     monkeypatch.delenv("MEDICORE_AUDIT_KEY")
     keyless = f"sqlite:///{tmp_path / 'keyless.db'}"
     assert cli.main(["restore", str(archive), "--store", keyless]) == cli_ops.EXIT_MISMATCH
-    assert "audit key not found" in capsys.readouterr().err
+    assert "no audit HMAC key" in capsys.readouterr().err
 
     archive.write_bytes(archive.read_bytes()[:-10])
     other = f"sqlite:///{tmp_path / 'other.db'}"

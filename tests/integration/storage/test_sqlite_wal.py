@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 
+import pytest
+
+from fhir_server.storage import sqlite_engine
 from fhir_server.storage.base import RecordWrite, WriteBatch
 from fhir_server.storage.sqlite import SqliteStore
 
@@ -70,12 +72,24 @@ async def test_without_the_guard_the_wal_stays_large(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_a_snapshot_held_for_long_does_not_hold_up_every_write(tmp_path: Path) -> None:
+async def test_a_snapshot_held_for_long_does_not_hold_up_every_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """While a reader keeps an old snapshot, the forced checkpoint cannot finish; the writer
-    backs off instead of waiting for it at every commit."""
+    backs off instead of waiting for it at every commit (counted, on a clock set by hand)."""
     path = tmp_path / "wal.db"
     store = SqliteStore(path)
     store.wal_check_seconds = 0.0
+    moment = [1000.0]
+    store.clock = lambda: moment[0]
+    attempts: list[bool | None] = []
+    real_truncate = sqlite_engine.truncate_wal
+
+    def counted(*args: object, **kwargs: object) -> bool | None:
+        attempts.append(real_truncate(*args, **kwargs))  # type: ignore[arg-type]
+        return attempts[-1]
+
+    monkeypatch.setattr(sqlite_engine, "truncate_wal", counted)
     await store.open()
     try:
         store.wal_limit = NEVER
@@ -84,12 +98,17 @@ async def test_a_snapshot_held_for_long_does_not_hold_up_every_write(tmp_path: P
         reader.execute("SELECT count(*) FROM record").fetchone()
         await _fill(store, 0, 200)
         store.wal_limit = LIMIT
+        moment[0] += 1  # the checks while filling were all allowed; now count
+        attempts.clear()
 
-        started = time.monotonic()
         await _fill(store, 200, 20)  # the first check waits once, then the writer backs off
-        elapsed = time.monotonic() - started
-
-        assert elapsed < 1.5  # 20 waits of 200 ms would take 4 s
+        assert attempts == [True]  # busy once; the other 19 commits did not wait
+        moment[0] += 0.9
+        await _fill(store, 220, 5)
+        assert attempts == [True]  # still inside the back-off
+        moment[0] += 1.2
+        await _fill(store, 225, 1)
+        assert attempts == [True, True]  # tried again, and the back-off doubles
         assert _wal_size(path) > LIMIT  # still held back by the snapshot
         reader.execute("COMMIT")
         reader.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from typing import Any
 
@@ -21,10 +20,11 @@ from auth.backend_services import (
 )
 from auth.errors import OAuthError
 from auth.scopes import ScopeSet
+from tests.clock import T0
 
 TOKEN_URL = "https://medicore.example/auth/token"
 CLIENT = "partner-hospital-1"
-NOW = int(time.time())
+NOW = T0  # every check gets this moment explicitly: no test reads the real clock
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,11 @@ def sign(
     return jwt.encode(header, body, key, algorithms=[alg])
 
 
-async def verify(assertion: str, client: BackendClient, store: MemoryJtiStore | None = None):
+async def verify(
+    assertion: str, client: BackendClient, store: MemoryJtiStore | None = None, *, now: int = NOW
+):
     return await verify_client_assertion(
-        assertion, client=client, token_url=TOKEN_URL, jti_store=store or MemoryJtiStore(), now=NOW
+        assertion, client=client, token_url=TOKEN_URL, jti_store=store or MemoryJtiStore(), now=now
     )
 
 
@@ -77,6 +79,25 @@ async def test_good_assertion_accepted_then_replay_refused(alg, keys, client):
         await verify(assertion, client, store)
     assert (info.value.error, info.value.status) == ("invalid_client", 401)
     assert "jti" in info.value.description
+
+
+async def test_a_replay_is_refused_until_the_assertion_expires_by_the_checking_clock(keys, client):
+    """The store forgets a jti by the moment the assertion is checked at, never by another
+    clock: a replay just before `exp` is refused however long the caller took to get there."""
+    store = MemoryJtiStore()
+    assertion = sign(keys["ES384"], "ES384", claims(exp=NOW + 240))
+    await verify(assertion, client, store)
+    with pytest.raises(OAuthError, match="jti"):
+        await verify(assertion, client, store, now=NOW + 239)
+    with pytest.raises(OAuthError, match="exp"):  # past exp the assertion itself is refused
+        await verify(assertion, client, store, now=NOW + 241)
+
+
+async def test_the_jti_store_drops_entries_only_after_their_expiry() -> None:
+    store = MemoryJtiStore()
+    assert await store.add_if_absent(CLIENT, "j1", expires_at=NOW + 10, now=NOW)
+    assert not await store.add_if_absent(CLIENT, "j1", expires_at=NOW + 10, now=NOW + 10)
+    assert await store.add_if_absent(CLIENT, "j1", expires_at=NOW + 30, now=NOW + 11)
 
 
 @pytest.mark.parametrize("alg", ["RS384", "ES384"])

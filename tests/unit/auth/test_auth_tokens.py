@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,12 @@ from auth.tokens import (
     unverified_parts,
     verify_access_token,
 )
+from tests.clock import T0
 from tests.jose_calls import count_jose_calls
 
 ISS = "https://medicore.example/auth"
 AUD = "https://medicore.example/fhir"
-NOW = int(time.time())
+NOW = T0  # every check gets this moment explicitly: no test reads the real clock
 
 
 @pytest.fixture(scope="module")
