@@ -11,7 +11,7 @@ than five minutes ahead; `jti` never seen before for that client. Every failure 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,11 +39,12 @@ class JtiStore(Protocol):
 class MemoryJtiStore:
     """A process-local `JtiStore` for tests and single-process development."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._seen: dict[tuple[str, str], int] = {}
+        self._clock = clock  # injected by tests whose assertions carry a fixed "now"
 
     async def add_if_absent(self, client_id: str, jti: str, *, expires_at: int) -> bool:
-        now = int(time.time())
+        now = int(self._clock())
         self._seen = {k: exp for k, exp in self._seen.items() if exp >= now}
         if (client_id, jti) in self._seen:
             return False

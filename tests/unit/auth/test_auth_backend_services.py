@@ -62,13 +62,17 @@ def sign(
 
 async def verify(assertion: str, client: BackendClient, store: MemoryJtiStore | None = None):
     return await verify_client_assertion(
-        assertion, client=client, token_url=TOKEN_URL, jti_store=store or MemoryJtiStore(), now=NOW
+        assertion,
+        client=client,
+        token_url=TOKEN_URL,
+        jti_store=store or MemoryJtiStore(clock=lambda: NOW),
+        now=NOW,
     )
 
 
 @pytest.mark.parametrize("alg", ["RS384", "ES384"])
 async def test_good_assertion_accepted_then_replay_refused(alg, keys, client):
-    store = MemoryJtiStore()
+    store = MemoryJtiStore(clock=lambda: NOW)
     assertion = sign(keys[alg], alg, claims())
     assert unverified_client_id(assertion) == CLIENT
     got = await verify(assertion, client, store)
@@ -154,7 +158,7 @@ async def test_wrong_assertion_type_refused(keys, client):
             sign(keys["ES384"], "ES384", claims()),
             client=client,
             token_url=TOKEN_URL,
-            jti_store=MemoryJtiStore(),
+            jti_store=MemoryJtiStore(clock=lambda: NOW),
             assertion_type="urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
             now=NOW,
         )
