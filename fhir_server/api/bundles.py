@@ -6,9 +6,11 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
 from fhir_server.api.errors import operation_outcome
 from fhir_server.resources.bundles import EntryResult
-from fhir_server.resources.meta import from_json, now_instant
+from fhir_server.resources.meta import from_json_exact, now_instant
 from fhir_server.resources.requests import etag
 from fhir_server.storage.base import HistoryPage, StoredResource
 
@@ -40,7 +42,7 @@ def history_bundle(
             },
         }
         if not stored.deleted and stored.body is not None:
-            entry["resource"] = from_json(stored.body)
+            entry["resource"] = from_json_exact(stored.body)
         entries.append(entry)
     links = [{"relation": "self", "url": f"{base_url}{self_path}?{urlencode(params)}".rstrip("?")}]
     if page.next_cursor is not None:
@@ -73,7 +75,7 @@ def response_bundle(
                 response["location"] = location
                 entry["fullUrl"] = f"{base_url}/{stored.resource_type}/{stored.id}"
                 if prefer != "minimal" and stored.body is not None:
-                    entry["resource"] = from_json(stored.body)
+                    entry["resource"] = orjson.Fragment(stored.body)  # sent as stored
         elif result.resource is not None:
             entry["resource"] = result.resource
         entries.append(entry)

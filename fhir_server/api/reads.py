@@ -11,10 +11,10 @@ from fhir_server.api.access import guard, visible_entries
 from fhir_server.api.bundles import history_bundle
 from fhir_server.api.deps import TRANSPORT_PARAMS, search_params, service
 from fhir_server.api.http import base_url, prefer_strict
-from fhir_server.api.search_bundle import build_searchset
+from fhir_server.api.search_bundle import build_searchset, subsets
 from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors
-from fhir_server.resources.meta import from_json, normalize_instant, to_json
+from fhir_server.resources.meta import from_json, from_json_exact, normalize_instant, to_json
 from fhir_server.resources.planning import check_type
 from fhir_server.resources.requests import EntryUrl, parse_criteria
 from fhir_server.search.query import SearchQuery
@@ -54,22 +54,18 @@ def subset(
     return query
 
 
-def _subsets(query: SearchQuery) -> bool:
-    return query.summary not in (None, "false") or bool(query.elements)
-
-
 def subsetted(resource: dict[str, Any], query: SearchQuery) -> dict[str, Any]:
     """The resource as ``_summary``/``_elements`` ask (SUBSETTED-tagged when trimmed)."""
-    if not _subsets(query):
+    if not subsets(query):
         return resource
     return shape(resource, summary=query.summary, elements=query.elements)
 
 
 def subsetted_body(stored: StoredResource, query: SearchQuery) -> bytes | None:
     """The stored body as ``_summary``/``_elements`` ask (unparsed when they ask nothing)."""
-    if stored.body is None or not _subsets(query):
+    if stored.body is None or not subsets(query):
         return stored.body
-    return to_json(subsetted(from_json(stored.body), query))
+    return to_json(subsetted(from_json_exact(stored.body), query))
 
 
 def _since(value: str | None) -> str | None:
@@ -131,7 +127,7 @@ async def history(
         else ("history-type" if resource_type else "history-system")
     )
     await auditing.record_query(request, kind, bundle, resource_type=resource_type)
-    if _subsets(shaping):  # after the audit, which names the patients of whole resources
+    if subsets(shaping):  # after the audit, which names the patients of whole resources
         bundle["entry"] = [
             {**entry, "resource": subsetted(entry["resource"], shaping)}
             if "resource" in entry
@@ -152,10 +148,10 @@ async def search(
     # Links and the audit show the client's own query; the store runs the confined one.
     result = await svc.search(guard(request).confine(query))
     bundle = build_searchset(result, query, base_url=base)
-    audited = bundle
-    if _subsets(query):  # the audit names the patients of the whole resources
-        found = (*result.matches, *result.included)
-        audited = {"entry": [{"resource": from_json(s.body)} for s in found if s.body]}
+    # The bundle embeds stored bodies as they are; the audit names the patients of the
+    # whole resources (subsetting may have left the subject out).
+    found = (*result.matches, *result.included)
+    audited = {"entry": [{"resource": from_json(s.body)} for s in found if s.body]}
     await auditing.record_query(request, "search", audited, resource_type=resource_type)
     return bundle
 
@@ -231,5 +227,5 @@ async def entry_get(request: Request, url: EntryUrl) -> tuple[int, dict[str, Any
             stored = await vread(request, url.resource_type, url.resource_id, url.version)
         else:
             stored = await read(request, url.resource_type, url.resource_id)
-        return 200, subsetted(from_json(stored.body or b"{}"), shaping)
+        return 200, subsetted(from_json_exact(stored.body or b"{}"), shaping)
     return 200, await search(request, url.resource_type, params)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from fhir_server.resources.meta import from_json
+import orjson
+
+from fhir_server.resources.meta import from_json_exact
 from fhir_server.search.query import SearchQuery
 from fhir_server.search.shaping import shape
 from fhir_server.storage.base import SearchResult, StoredResource
@@ -24,14 +26,21 @@ def _url(base_url: str, query: SearchQuery, *, cursor: str | None) -> str:
 def _entry(
     stored: StoredResource, query: SearchQuery, *, base_url: str, mode: str
 ) -> dict[str, Any]:
-    resource = from_json(stored.body) if stored.body else {}
-    if mode == "match":
-        resource = shape(resource, summary=query.summary, elements=query.elements)
+    resource: Any = orjson.Fragment(stored.body) if stored.body else {}  # sent as stored
+    if mode == "match" and stored.body and subsets(query):
+        resource = shape(
+            from_json_exact(stored.body), summary=query.summary, elements=query.elements
+        )
     return {
         "fullUrl": f"{base_url.rstrip('/')}/{stored.resource_type}/{stored.id}",
         "resource": resource,
         "search": {"mode": mode},
     }
+
+
+def subsets(query: SearchQuery) -> bool:
+    """Whether ``_summary``/``_elements`` trim the resources (``_summary=false``: no)."""
+    return query.summary not in (None, "false") or bool(query.elements)
 
 
 def _outcome(query: SearchQuery) -> dict[str, Any]:

@@ -5,31 +5,20 @@ precision should be preserved"), but a float keeps only the value, so ``36.50`` 
 back as ``36.5`` and ``1.0e1`` as ``10.0``. Decimals whose shortest float form differs from
 how they were written are parsed as :class:`ExactDecimal`, a float (so every check and
 comparison works unchanged) that remembers its text and is written back as that text.
+
+The exact parse costs about three orjson parses, so it is used where a resource is
+written or re-serialized (client bodies, patches, subsetted and Bundle-embedded reads);
+decisions about a stored resource (access, audit) use plain ``meta.from_json``, and a
+stored body sent as it is goes out as its own bytes (``orjson.Fragment``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-# A number token (after ``:``, ``,`` or ``[``, before a delimiter) whose float form may not
-# round-trip: with an exponent, a fraction ending in 0, or 17 characters long. Text inside
-# a string rarely matches (ids, OIDs and instants do not); a false match costs only the
-# exact parse.
-_END = rb"[\s,}\]]"
-_INEXACT = re.compile(
-    rb"[:,\[]\s*-?(?:"
-    rb"[0-9]+(?:\.[0-9]+)?[eE][-+]?[0-9]+"
-    + _END
-    + rb"|[0-9]+\.[0-9]*0"
-    + _END
-    + rb"|(?=[0-9.]{17})[0-9]+(?:\.[0-9]+)?"
-    + _END
-    + rb")"
-)
 _INT64 = (-(2**63), 2**63)
 
 
@@ -55,9 +44,7 @@ def _integer(text: str) -> int | ExactDecimal:
 
 def loads(data: bytes) -> Any:
     """Parse ``data``; raises ``orjson.JSONDecodeError`` (with its position) on bad JSON."""
-    value = orjson.loads(data)  # validates strictly (UTF-8, surrogates, no NaN) and fast
-    if _INEXACT.search(data) is None:
-        return value
+    orjson.loads(data)  # validates strictly (UTF-8, surrogates, no NaN): stdlib json does not
     return json.loads(data, parse_float=ExactDecimal, parse_int=_integer)
 
 

@@ -24,6 +24,7 @@ from fhir_server.resources.meta import (
     SUPPORTED_TYPES,
     WRITABLE_TYPES,
     from_json,
+    from_json_exact,
     is_valid_id,
     new_id,
     now_instant,
@@ -368,7 +369,7 @@ class Planner:
             raise errors.not_found(f"{resource_type}/{resource_id} is not known")
         if current.body is None:
             raise errors.gone(f"{resource_type}/{resource_id} was deleted")
-        patched = apply_json_patch(from_json(current.body), operations)
+        patched = apply_json_patch(from_json_exact(current.body), operations)
         if patched.get("resourceType") != resource_type or patched.get("id") != resource_id:
             raise errors.unprocessable("a patch may not change resourceType or id")
         check_body(patched, resource_type)

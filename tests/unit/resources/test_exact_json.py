@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from fhir_server.resources.exact_json import ExactDecimal, dumps, loads
+from fhir_server.resources.meta import from_json, from_json_exact, to_json
 
 
 @pytest.mark.parametrize(
@@ -35,9 +36,10 @@ def test_exact_values_still_behave_as_numbers() -> None:
     assert pickle.loads(pickle.dumps(value)).text == "36.50"
 
 
-def test_plain_json_is_orjsons_own() -> None:
-    parsed = loads(b'{"v":36.5,"n":3,"s":"ratio 1.50 at 2e5"}')
-    assert type(parsed["v"]) is float and parsed["n"] == 3
+def test_stored_resources_are_read_fast_or_exact_as_needed() -> None:
+    body = b'{"resourceType":"Observation","valueQuantity":{"value":36.50}}'
+    assert type(from_json(body)["valueQuantity"]["value"]) is float  # for decisions
+    assert to_json(from_json_exact(body)) == body  # for writing out again
 
 
 @pytest.mark.parametrize(
