@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     search_parameters_dirs: list[str] = []
     mandatory_profiles: dict[str, str] = {}
     reject_unknown_profiles: bool = False
+    # Test-only (refused in production): a page limit on the SQLite file, standing in for
+    # a full disk in the fault tests (tests/e2e/test_faults_disk_full.py).
+    sqlite_max_pages: int | None = None
 
     @property
     def served_base(self) -> str:

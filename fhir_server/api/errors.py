@@ -15,7 +15,7 @@ from starlette.responses import Response
 from fhir_server.api.auditing import record_failure
 from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
-from fhir_server.storage.base import StoreUnavailable
+from fhir_server.storage.base import StoreFull, StoreUnavailable
 
 FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("medicore.api")
@@ -76,6 +76,11 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _store_full(request: Request, exc: Exception) -> Response:
+    """The same for a full store: 507, the write was not made."""
+    return await _fhir_error(request, errors.store_failure(exc, ""))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
@@ -119,6 +124,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(StoreFull, _store_full)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
