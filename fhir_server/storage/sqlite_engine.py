@@ -48,6 +48,16 @@ class _Job:
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
 
+class _TransactionLost(Exception):
+    def __init__(self, job: _Job, error: Exception) -> None:
+        self.job = job
+        self.error = error
+
+
+class _ProbeDone(Exception):
+    """Undoes the readiness probe's write (through its job's savepoint)."""
+
+
 class FileGone(StoreUnavailable):
     """The file at the store's path is not the one the connections have open."""
 
@@ -213,9 +223,20 @@ class SqliteEngine:
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
                     except sqlite3.Error:
-                        raise exc from None  # SQLite rolled back the whole transaction
+                        # SQLite rolled back the whole transaction (it may, e.g. when
+                        # full): this job fails, the others run again without it.
+                        raise _TransactionLost(job, exc) from None
                     outcomes.append((False, map_error(exc)))
             conn.execute("COMMIT")
+        except _TransactionLost as lost:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            lost.job.future.set_exception(map_error(lost.error))
+            others = [job for job in group if job is not lost.job]
+            if others:
+                self._run_group(others)
+            return
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
@@ -292,15 +313,12 @@ class SqliteEngine:
         a page-sized row is inserted and rolled back, so a full store fails the probe."""
 
         def probe(conn: sqlite3.Connection) -> None:
-            conn.execute("SAVEPOINT probe")
-            try:
-                conn.execute("INSERT INTO space_probe VALUES (zeroblob(8192))")
-            finally:
-                conn.execute("ROLLBACK TO probe")
-                conn.execute("RELEASE probe")
+            conn.execute("INSERT INTO space_probe VALUES (zeroblob(8192))")
+            raise _ProbeDone
 
         self._check_file()
-        await self._write(probe)
+        with contextlib.suppress(_ProbeDone):
+            await self._write(probe)
 
 
 # SQLite's primary result codes that mean the file or its disk refuse the write; their
