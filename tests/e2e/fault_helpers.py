@@ -20,7 +20,6 @@ from tests.e2e.hl7_conftest import medicore
 
 T = TypeVar("T")
 FIGURES: list[str] = []
-STORES = ("sqlite", "mongo")
 
 
 def report(line: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from fhir_server.hl7.client import MllpClient, ack_code
+from fhir_server.hl7.mllp import FramingError
 from tests.integration.hl7.messages import oru_r01
 
 SYSTEM = "urn:medicore:outage"
@@ -34,6 +35,7 @@ class Load:
     base: str
     mllp_port: int
     http_clients: int = 2
+    pause: float = 0.0  # between two creates of one client
     created: dict[int, str] = field(default_factory=dict)  # n -> Location of the 201
     refused: dict[int, httpx.Response] = field(default_factory=dict)  # n -> 503/507
     acks: Counter[str] = field(default_factory=Counter)
@@ -62,25 +64,34 @@ class Load:
         )
 
     async def _http(self) -> None:
-        async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=self.base, timeout=60) as http:
             while not self._stop:
                 n = self._next
                 self._next += 1
-                answer = await http.post("/fhir/Patient", json=patient(n))
+                try:
+                    answer = await http.post("/fhir/Patient", json=patient(n))
+                except httpx.TimeoutException:
+                    continue  # unanswered: neither promised nor refused
                 if answer.status_code == 201:
                     self.created[n] = answer.headers["Location"]
+                    await asyncio.sleep(self.pause)
                 else:
                     self.refused[n] = answer
                     await asyncio.sleep(0.05)  # as Retry-After asks, in miniature
 
     async def _mllp(self) -> None:
         n = 0
-        async with MllpClient("127.0.0.1", self.mllp_port, timeout=30) as client:
-            while not self._stop:
-                code = ack_code(await client.send(lab(n))) or "none"
-                self.acks[code] += 1
-                if code == "AA":
-                    self.acked.append(n)
-                    n += 1  # an AE is resent until it is accepted
-                else:
-                    await asyncio.sleep(0.05)
+        while not self._stop:
+            try:
+                async with MllpClient("127.0.0.1", self.mllp_port, timeout=60) as client:
+                    while not self._stop:
+                        code = ack_code(await client.send(lab(n))) or "none"
+                        self.acks[code] += 1
+                        if code == "AA":
+                            self.acked.append(n)
+                            n += 1  # an AE is resent until it is accepted
+                        else:
+                            await asyncio.sleep(0.05)
+            except (OSError, TimeoutError, FramingError):
+                self.acks["none"] += 1  # no answer: reconnect and resend, as senders do
+                await asyncio.sleep(0.1)

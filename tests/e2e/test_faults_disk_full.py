@@ -53,9 +53,7 @@ def test_full_store_gives_507_reads_work_and_writes_resume(tmp_path: Path) -> No
     sql(db, "CREATE TABLE ballast (x BLOB)")
     sql(db, f"INSERT INTO ballast VALUES (zeroblob({BALLAST_BYTES}))")
     limit = int(str(sql(db, "PRAGMA page_count"))) + AUDIT_RESERVE_PAGES + ROOM_PAGES
-    server = start_hl7_server(
-        tmp_path, mllp_port, env={"MEDICORE_SQLITE_MAX_PAGES": str(limit)}
-    )
+    server = start_hl7_server(tmp_path, mllp_port, env={"MEDICORE_SQLITE_MAX_PAGES": str(limit)})
     try:
         with httpx.Client(base_url=server.base, timeout=30) as http:
             created: list[str] = []

@@ -137,6 +137,7 @@ async def burst(running_pid: int, base: str) -> Burst:
     return state
 
 
+# SQLite only, as test_hl7_kill.py explains for MongoDB.
 @pytest.mark.parametrize("kind", ["sqlite"])
 def test_sigkill_during_http_writes_keeps_every_2xx(tmp_path: Path, kind: str) -> None:
     with store_uri(kind, tmp_path) as uri:
