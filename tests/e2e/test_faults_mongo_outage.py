@@ -24,7 +24,14 @@ from tests.e2e.fault_load import Load
 from tests.e2e.hl7_conftest import start_hl7_server
 from tests.mongo_server import _venv_bin, install
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.mongo]
+# needs_transactions: it commits HL7 messages (on its own replica set), so the standalone
+# pass of .ci/run leaves it out rather than run its 30 s twice.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.faults,
+    pytest.mark.mongo,
+    pytest.mark.needs_transactions,
+]
 
 
 class OwnMongo:
