@@ -70,6 +70,7 @@ def create_app(
                 settings.store,
                 mongo_database=settings.mongo_database,
                 audit_key=load_audit_key(settings),
+                sqlite_max_pages=settings.sqlite_max_pages,
             ),
             metrics=metrics,
         )

@@ -80,6 +80,8 @@ def check_audit_allowed(settings: Settings) -> None:
         raise SystemExit("audit recording cannot be disabled when MEDICORE_ENV=production")
     if settings.is_production and not settings.auth_required:
         raise SystemExit("authentication cannot be disabled when MEDICORE_ENV=production")
+    if settings.is_production and settings.sqlite_max_pages is not None:
+        raise SystemExit("MEDICORE_SQLITE_MAX_PAGES is test-only; refused in production")
 
 
 async def index_audit_forever(store: Store, *, registry: SearchRegistry, interval: float) -> None:

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     search_parameters_dirs: list[str] = []
     mandatory_profiles: dict[str, str] = {}
     reject_unknown_profiles: bool = False
+    # Test-only (refused in production): a page limit on the SQLite file, standing in for
+    # a full disk in the fault tests (tests/e2e/test_faults_disk_full.py).
+    sqlite_max_pages: int | None = None
+
     # The hospital's IANA zone: dates and times written without an offset (FHIR searches,
     # calendar dates such as birthDate, HL7 times) are read in it. Default: the machine's.
     timezone: str = Field(default_factory=local_zone_name)

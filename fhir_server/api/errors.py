@@ -19,7 +19,7 @@ from fhir_server.api.targets import check_target, fhir_segments
 from fhir_server.observability.labels import route_template
 from fhir_server.resources import errors
 from fhir_server.resources.errors import FhirError, Issue
-from fhir_server.storage.base import StoreUnavailable
+from fhir_server.storage.base import StoreFull, StoreUnavailable
 
 FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("medicore.api")
@@ -79,6 +79,11 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     return await _fhir_error(
         request, errors.unavailable("the data store is unavailable; retry later")
     )
+
+
+async def _store_full(request: Request, exc: Exception) -> Response:
+    """The same for a full store: 507, the write was not made."""
+    return await _fhir_error(request, errors.store_failure(exc, ""))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -154,6 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FhirError, _fhir_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(ClientDisconnect, _client_disconnected)
+    app.add_exception_handler(StoreFull, _store_full)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

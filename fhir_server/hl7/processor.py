@@ -77,8 +77,8 @@ def fhir_error(exc: errors.FhirError) -> InboxError:
         code = "204"  # unknown key identifier: something the message refers to is missing
     elif exc.status == 412:
         code = "205"  # duplicate key identifier: a business identifier matches several
-    elif exc.status in (409, 503):
-        code = "206"  # application record locked / store busy: retry later
+    elif exc.status in (409, 503, 507):
+        code = "206"  # application record locked / store busy or full: retry later
     else:
         code = "207"
     return InboxError(code, None, exc.diagnostics, ",".join(exc.expression) or None)

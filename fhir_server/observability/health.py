@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from fhir_server.observability.metrics import Metrics
-from fhir_server.storage.base import StoreError
+from fhir_server.storage.base import StoreError, StoreFull
 
 CheckFn = Callable[[], Awaitable[str | None]]
 
@@ -86,13 +86,16 @@ class HealthRegistry:
 
 
 def store_writable_check(store: Any) -> CheckFn:
-    """Readiness: the store answers and accepts a write (``Store.ping``)."""
+    """Readiness: the store answers and accepts a write (``Store.ping``); the failure
+    says why (the stores' messages name the cause, never data)."""
 
     async def check() -> str | None:
         try:
             await store.ping()
+        except StoreFull as exc:
+            raise CheckFailed(f"store full, writes refused (507): {exc}") from exc
         except StoreError as exc:
-            raise CheckFailed("store unreachable or not writable") from exc
+            raise CheckFailed(f"store unreachable or not writable: {exc}") from exc
         return None
 
     return check

@@ -8,7 +8,8 @@
      ├── Conflict              409 conflict
      ├── PreconditionFailed    412 conflict (If-Match, multiple conditional matches)
      ├── Unprocessable         422 processing / business rules
-     └── ServiceUnavailable    503 transient (store down)
+     ├── ServiceUnavailable    503 transient (store down)
+     └── InsufficientStorage   507 no-store (store or disk full; reads keep working)
 
 Messages name elements and parameters, never values from the resource (no PHI).
 """
@@ -93,6 +94,19 @@ def unprocessable(message: str, *expression: str, code: str = "processing") -> F
 
 def unavailable(message: str) -> FhirError:
     return FhirError(503, "transient", message, headers={"Retry-After": "5"})
+
+
+def insufficient_storage(message: str) -> FhirError:
+    return FhirError(507, "no-store", message)
+
+
+def store_failure(exc: Exception, message: str) -> FhirError:
+    """The answer to a store outage: 507 when the store is full, else 503 Retry-After."""
+    from fhir_server.storage.base import StoreFull  # storage imports nothing from here
+
+    if isinstance(exc, StoreFull):
+        return insufficient_storage("the data store is full; the write was not made")
+    return unavailable(message)
 
 
 def invalid_resource(issues: list[Issue]) -> FhirError:

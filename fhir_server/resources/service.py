@@ -83,11 +83,14 @@ class ResourceService:
                 await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
                 continue
             except ConditionalConflict:
-                # The winner may not have committed yet: back off before re-planning.
-                await asyncio.sleep(0.005 * 2**attempt)
+                # The winner may not have committed yet: back off before re-planning
+                # (capped: a long conflict, e.g. a crashed process's open transaction on
+                # MongoDB, must end in a 409 within seconds, not sleep for hours).
+                await asyncio.sleep(0.005 * 2 ** min(attempt, 6))
                 continue
             except StoreUnavailable as exc:
-                raise errors.unavailable("the data store is unavailable; retry later") from exc
+                msg = "the data store is unavailable; retry later"
+                raise errors.store_failure(exc, msg) from exc
             except AtomicityUnavailable as exc:
                 raise errors.FhirError(501, "not-supported", str(exc)) from exc
             return result
@@ -101,7 +104,8 @@ class ResourceService:
         try:
             await self.audit_batcher.commit(events)
         except (StoreUnavailable, ConditionalConflict) as exc:
-            raise errors.unavailable("the audit trail cannot be written; retry later") from exc
+            msg = "the audit trail cannot be written; retry later"
+            raise errors.store_failure(exc, msg) from exc
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -338,7 +342,7 @@ async def guard(awaitable: Awaitable[T]) -> T:
     try:
         return await awaitable
     except StoreUnavailable as exc:
-        raise errors.unavailable("the data store is unavailable; retry later") from exc
+        raise errors.store_failure(exc, "the data store is unavailable; retry later") from exc
     except (VersionConflict, ConditionalConflict):
         raise
     except StoreError as exc:

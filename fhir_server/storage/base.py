@@ -4,6 +4,7 @@ Exceptions raised by any adapter (lower-layer driver errors never escape ``stora
 
     StoreError
      ├── StoreUnavailable      the database cannot be reached or refused the write (-> 503)
+     │    └── StoreFull        no space left for the write (-> 507; reads keep working)
      ├── VersionConflict       a write expected another current version (-> 409/412, or retry)
      ├── RecordExists          an insert-only record write found its key taken
      └── ConditionalConflict   a conditional-create claim was taken concurrently (-> retry)
@@ -29,6 +30,10 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database is down, unreachable or refused to make the write durable."""
+
+
+class StoreFull(StoreUnavailable):
+    """The database (or its disk) has no room for the write; freeing space ends it."""
 
 
 class AtomicityUnavailable(StoreError):

@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from fhir_server.storage import mongo_search
 from fhir_server.storage.base import (
@@ -223,7 +223,11 @@ class MongoStore(MongoAuditSink):
                     await Commit(self.db, session, self.audit_key).apply(batch)
                 return
             except PyMongoError as exc:
-                if not exc.has_error_label("TransientTransactionError"):
+                # The driver labels a lost server "transient" too: that is an outage
+                # (503 at once), not a conflict to retry until the request times out.
+                if isinstance(exc, ConnectionFailure) or not exc.has_error_label(
+                    "TransientTransactionError"
+                ):
                     raise
             await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # jitter splits racers
         raise ConditionalConflict("the transaction kept conflicting; plan it again")

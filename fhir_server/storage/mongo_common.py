@@ -6,9 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
 
-from fhir_server.storage.base import StoredResource, StoreError, StoreUnavailable, record_field
+from fhir_server.storage.base import (
+    StoredResource,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+    record_field,
+)
 
 
 def to_resource(doc: dict[str, Any]) -> StoredResource:
@@ -24,14 +30,24 @@ def to_resource(doc: dict[str, Any]) -> StoredResource:
     )
 
 
+# Server error codes that mean the disk or the storage quota is full.
+_FULL_CODES = frozenset({14031})  # OutOfDiskSpace
+
+
 @asynccontextmanager
 async def mapped_errors() -> AsyncIterator[None]:
     try:
         yield
     except StoreError:
         raise
+    except (ConnectionFailure, ConfigurationError) as exc:  # incl. server selection timeout
+        raise StoreUnavailable(
+            f"the MongoDB server cannot be reached ({type(exc).__name__})"
+        ) from exc
     except PyMongoError as exc:
-        raise StoreUnavailable("the MongoDB store failed") from exc
+        if getattr(exc, "code", None) in _FULL_CODES:
+            raise StoreFull("the MongoDB server is out of disk space") from exc
+        raise StoreUnavailable(f"the MongoDB store failed ({type(exc).__name__})") from exc
 
 
 def record_query(kind: str, where: dict[str, str | int | bool] | None) -> dict[str, Any]:

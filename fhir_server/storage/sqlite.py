@@ -144,7 +144,9 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
     async def commit(self, batch: WriteBatch) -> None:
         alone = not (batch.writes or batch.claims or batch.records)
         if alone and 0 < len(batch.audit) <= sqlite_audit.ALONE_LIMIT:
-            await self._write(lambda conn: self._append_alone(conn, batch.audit), alone=True)
+            await self._write(
+                lambda conn: self._append_alone(conn, batch.audit), alone=True, audit_only=True
+            )
             return
 
         def apply(conn: sqlite3.Connection) -> None:
@@ -152,7 +154,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
             if left is not None:
                 self._chain_head = left
 
-        await self._write(apply)
+        await self._write(apply, audit_only=alone)
 
     def _append_alone(self, conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
         # Writer thread only; a head gone stale (rollback, another process) is re-read.

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -81,3 +82,13 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
         yield running
     finally:
         running.stop()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the fault tests measured (README, Reliability), one line each."""
+    from tests.e2e.fault_helpers import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

@@ -21,9 +21,12 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def start_hl7_server(tmp_path: Path, mllp_port: int) -> RunningServer:
-    """``medicore serve --mllp-port N`` on the test's SQLite file; waits for MLLP too."""
-    server = start_server(tmp_path, "--mllp-port", str(mllp_port))
+def start_hl7_server(
+    tmp_path: Path, mllp_port: int, *extra: str, env: dict[str, str] | None = None
+) -> RunningServer:
+    """``medicore serve --mllp-port N`` (on the test's SQLite file unless ``extra`` names a
+    ``--store``); waits for MLLP too."""
+    server = start_server(tmp_path, "--mllp-port", str(mllp_port), *extra, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -1,23 +1,42 @@
-"""SIGKILL mid-stream: every message that got an AA is in the store exactly once."""
+"""SIGKILL while 4 MLLP connections send ORU^R01: nothing acknowledged is lost or doubled.
+
+The kill comes after a count of ACKs (not after a sleep). After the restart every message
+that got an AA is stored with all its resources, one that was in flight is either whole or
+absent, and resending every message (ACKed or not) creates no duplicate. The audit chain
+verifies and its search index catches up. On SQLite (MongoDB: see the note at the test).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from fhir_server.hl7.client import MllpClient, ack_code
 from fhir_server.hl7.mllp import FramingError
 from tests.e2e.conftest import free_port
+from tests.e2e.fault_helpers import (
+    audit_index_caught_up,
+    report,
+    store_uri,
+    total,
+    wait_for,
+)
 from tests.e2e.hl7_conftest import start_hl7_server
 from tests.integration.hl7.messages import oru_r01
 
-CONNECTIONS = 3
-TOTAL = 3000  # far more than get through before the kill
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+CONNECTIONS = 4
+PER_CONNECTION = 25
+MESSAGES = CONNECTIONS * PER_CONNECTION
+KILL_AFTER = 40  # ACKs
+OBSERVATIONS = 5  # per message (oru_r01)
 
 
 def message(n: int) -> bytes:
@@ -25,75 +44,102 @@ def message(n: int) -> bytes:
 
 
 class Sender:
-    """Streams messages over several connections until the server dies under it."""
+    """Four connections, each sending its share in order; SIGKILLs the server from the
+    event loop the moment the ``KILL_AFTER``-th AA arrives."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pid: int) -> None:
         self.port = port
+        self.pid = pid
         self.acked: list[int] = []
-        self.unanswered: list[int] = []
+        self.in_flight: list[int] = []  # sent (maybe) but never acknowledged
         self.thread = threading.Thread(target=lambda: asyncio.run(self._stream()), daemon=True)
 
     async def _connection(self, first: int) -> None:
         n = first
         try:
             async with MllpClient("127.0.0.1", self.port, timeout=20) as client:
-                while n < TOTAL:
+                while n < MESSAGES:
                     ack = await client.send(message(n))
                     assert ack_code(ack) == "AA"
                     self.acked.append(n)
+                    if len(self.acked) == KILL_AFTER:
+                        os.kill(self.pid, signal.SIGKILL)  # no shutdown hook runs
                     n += CONNECTIONS
         except (OSError, FramingError, TimeoutError, asyncio.IncompleteReadError):
-            self.unanswered.append(n)  # sent (maybe) but never acknowledged
+            if n < MESSAGES:
+                self.in_flight.append(n)
 
     async def _stream(self) -> None:
         await asyncio.gather(*(self._connection(c) for c in range(CONNECTIONS)))
 
 
-def _total(http: httpx.Client, query: str) -> int:
-    response = http.get(f"/fhir/{query}")
-    assert response.status_code == 200, response.text
-    total: int = response.json()["total"]
-    return total
+def stored(http: httpx.Client, n: int) -> tuple[int, int]:
+    """(patients, observations) that message ``n`` wrote."""
+    patients = total(http, f"Patient?identifier=MRN-K{n}&_summary=count")
+    observations = total(http, f"Observation?patient.identifier=MRN-K{n}&_summary=count")
+    return patients, observations
 
 
-def test_sigkill_mid_stream_loses_no_acknowledged_message(tmp_path: Path) -> None:
-    mllp_port = free_port()
-    first = start_hl7_server(tmp_path, mllp_port)
-    sender = Sender(mllp_port)
-    sender.thread.start()
-    deadline = time.monotonic() + 60
-    while len(sender.acked) < 40 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    first.stop(signal.SIGKILL)  # no shutdown hook runs
-    sender.thread.join(timeout=30)
-    acked = sorted(sender.acked)
-    assert len(acked) >= 40
-    assert len(sender.unanswered) == CONNECTIONS
+async def send_all(port: int) -> list[str | None]:
+    """Every message again, over four connections, as a sender that lost its state does."""
 
-    second = start_hl7_server(tmp_path, mllp_port)
-    try:
-        # a real sender resends what was never acknowledged
-        async def resend() -> list[str | None]:
-            async with MllpClient("127.0.0.1", mllp_port) as client:
-                return [ack_code(await client.send(message(n))) for n in sender.unanswered]
+    async def connection(first: int) -> list[str | None]:
+        async with MllpClient("127.0.0.1", port, timeout=30) as client:
+            return [
+                ack_code(await client.send(message(n))) for n in range(first, MESSAGES, CONNECTIONS)
+            ]
 
-        assert asyncio.run(resend()) == ["AA"] * CONNECTIONS
-        with httpx.Client(base_url=second.base, timeout=10) as http:
-            deadline = time.monotonic() + 20  # start-up recovery runs in the background
-            while _received(http) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _received(http) == 0
-            for n in acked:
-                assert _total(http, f"Patient?identifier=MRN-K{n}") == 1, n
-            processed = http.get("/hl7/v2/failed", params={"status": "processed"}).json()
-            assert processed["total"] == len(acked) + CONNECTIONS
-            assert _total(http, "Patient?_summary=count") == processed["total"]
-            assert _total(http, "Observation?_summary=count") == 5 * processed["total"]
-            assert http.get("/hl7/v2/failed").json()["total"] == 0
-    finally:
-        second.stop()
+    parts = await asyncio.gather(*(connection(c) for c in range(CONNECTIONS)))
+    return [code for part in parts for code in part]
 
 
 def _received(http: httpx.Client) -> int:
-    total: int = http.get("/hl7/v2/failed", params={"status": "received"}).json()["total"]
-    return total
+    found: int = http.get("/hl7/v2/failed", params={"status": "received"}).json()["total"]
+    return found
+
+
+# MongoDB is left out: on the suite's SecantusDB this run takes minutes (40 ACKs take
+# ~30-55 s here) and a killed process's open transaction stalls writes up to 60 s
+# (docs/operations/runbook.md, "MongoDB after a process kill").
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path: Path, kind: str) -> None:
+    with store_uri(kind, tmp_path) as uri:
+        mllp_port = free_port()
+        first = start_hl7_server(tmp_path, mllp_port, "--store", uri)
+        sender = Sender(mllp_port, first.process.pid)
+        sender.thread.start()
+        sender.thread.join(timeout=60)
+        assert first.process.wait(timeout=30) == -signal.SIGKILL
+        acked = sorted(sender.acked)
+        assert len(acked) >= KILL_AFTER
+        assert len(sender.in_flight) <= CONNECTIONS
+
+        second = start_hl7_server(tmp_path, mllp_port, "--store", uri)
+        try:
+            with httpx.Client(base_url=second.base, timeout=30) as http:
+                wait_for(lambda: _received(http) == 0, "start-up recovery finishes", timeout=20)
+                lost = [n for n in acked if stored(http, n) != (1, OBSERVATIONS)]
+                assert lost == [], f"ACKed but not (all) stored: {lost}"
+                in_flight = {n: stored(http, n) for n in sender.in_flight}
+                partial = [n for n, got in in_flight.items() if got not in ((0, 0), (1, 5))]
+                assert partial == [], in_flight
+
+                assert asyncio.run(send_all(mllp_port)) == ["AA"] * MESSAGES
+                doubled = [n for n in range(MESSAGES) if stored(http, n) != (1, OBSERVATIONS)]
+                assert doubled == [], f"missing or duplicated after resending: {doubled}"
+                assert total(http, "Patient?_summary=count") == MESSAGES
+                assert total(http, "Observation?_summary=count") == OBSERVATIONS * MESSAGES
+                assert total(http, "Provenance?_summary=count") == MESSAGES
+                processed = http.get("/hl7/v2/failed", params={"status": "processed"}).json()
+                assert processed["total"] == MESSAGES
+                assert http.get("/hl7/v2/failed").json()["total"] == 0
+                records = audit_index_caught_up(http, tmp_path, uri)
+        finally:
+            second.stop()
+    whole = sum(1 for got in in_flight.values() if got == (1, OBSERVATIONS))
+    report(
+        f"HL7 kill -9 ({kind}, {CONNECTIONS} MLLP connections) after {len(acked)} ACKs:"
+        f" {len(acked)} stored whole, 0 lost; {len(in_flight)} in flight: {whole} whole,"
+        f" {len(in_flight) - whole} absent, 0 partial; all {MESSAGES} resent: 0 duplicates;"
+        f" audit chain verified ({records} records), all searchable"
+    )
