@@ -89,12 +89,13 @@ def _start(command: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
     raise RuntimeError(f"server on port {port} did not start")
 
 
-def _row(name: str, base: LoadResult, ours: LoadResult) -> str:
+def ratio_row(name: str, base: LoadResult, ours: LoadResult) -> str:
+    """A table row: both runs' rate and p50 / p99, their ratio, the errors of both."""
     ratio = ours.rate / base.rate if base.rate else float("nan")
     return (
         f"| {name} | {base.rate:,.0f} | {base.p50:.1f} / {base.percentile(0.99):.1f} | "
         f"{ours.rate:,.0f} | {ours.p50:.1f} / {ours.percentile(0.99):.1f} | "
-        f"{ratio:.2f} | {ours.errors} |"
+        f"{ratio:.2f} | {base.errors + ours.errors} |"
     )
 
 
@@ -131,6 +132,19 @@ def bench_token(folder: Path, store_uri: str | None = None) -> str:
     return printed.stdout.strip().splitlines()[-1]
 
 
+def seed_patient(port: int, folder: Path, store_uri: str | None = None) -> dict[str, str]:
+    """Put Patient/p1 (what the read scenario reads); the doctor's Authorization header."""
+    auth = {"Authorization": f"Bearer {bench_token(folder, store_uri)}"}
+    seed = httpx.put(
+        f"http://127.0.0.1:{port}/fhir/Patient/p1",
+        json={**_patient(0), "id": "p1"},
+        headers=auth,
+        timeout=10,
+    )
+    seed.raise_for_status()
+    return auth
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=16)
@@ -159,14 +173,7 @@ async def main() -> None:
         tmp,
     )
     try:
-        auth = {"Authorization": f"Bearer {bench_token(tmp)}"}
-        seed = httpx.put(
-            f"http://127.0.0.1:{our_port}/fhir/Patient/p1",
-            json={**_patient(0), "id": "p1"},
-            headers=auth,
-            timeout=10,
-        )
-        seed.raise_for_status()
+        auth = seed_patient(our_port, tmp)
         scenarios = {
             "read Patient": lambda i: ("GET", "/fhir/Patient/p1", b""),
             "create Patient": lambda i: ("POST", "/fhir/Patient", orjson.dumps(_patient(i))),
@@ -179,7 +186,7 @@ async def main() -> None:
             )
             base_result = await run_load("127.0.0.1", base_port, make, **kwargs)
             our_result = await run_load("127.0.0.1", our_port, make, headers=auth, **kwargs)
-            rows.append(_row(name, base_result, our_result))
+            rows.append(ratio_row(name, base_result, our_result))
         print(
             f"concurrency {args.concurrency}, {args.seconds:.0f} s per cell, "
             "one uvicorn worker each, "

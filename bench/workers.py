@@ -31,8 +31,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.hl7 import measure as measure_hl7
-from bench.loadgen import LoadResult, free_port, run_load
-from bench.rest import ROOT, _patient, bench_token
+from bench.loadgen import free_port, run_load
+from bench.rest import ROOT, _patient, ratio_row, seed_patient
 
 
 @dataclass
@@ -60,15 +60,7 @@ def running(workers: int, store: str | None) -> Iterator[Server]:
     )
     try:
         _wait_ready(http_port)
-        auth = {"Authorization": f"Bearer {bench_token(folder, store)}"}
-        seed = httpx.put(
-            f"http://127.0.0.1:{http_port}/fhir/Patient/p1",
-            json={**_patient(0), "id": "p1"},
-            headers=auth,
-            timeout=10,
-        )
-        seed.raise_for_status()
-        yield Server(workers, http_port, mllp_port, auth)
+        yield Server(workers, http_port, mllp_port, seed_patient(http_port, folder, store))
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -84,15 +76,6 @@ def _wait_ready(port: int) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"the server on port {port} did not become ready")
-
-
-def _row(name: str, one: LoadResult, two: LoadResult) -> str:
-    ratio = two.rate / one.rate if one.rate else float("nan")
-    return (
-        f"| {name} | {one.rate:,.0f} | {one.p50:.1f} / {one.percentile(0.99):.1f} | "
-        f"{two.rate:,.0f} | {two.p50:.1f} / {two.percentile(0.99):.1f} | {ratio:.2f} | "
-        f"{one.errors + two.errors} |"
-    )
 
 
 async def _rest_rows(one: Server, two: Server, *, seconds: float, concurrency: int) -> list[str]:
@@ -114,7 +97,7 @@ async def _rest_rows(one: Server, two: Server, *, seconds: float, concurrency: i
             )
             for server in (one, two)
         ]
-        rows.append(_row(name, *results))
+        rows.append(ratio_row(name, *results))
     return rows
 
 

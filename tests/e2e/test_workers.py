@@ -69,20 +69,13 @@ def _fresh_mongo_database() -> str:
     return urlunsplit(parts._replace(path=f"/medicore_e2e_{uuid.uuid4().hex[:10]}"))
 
 
-@pytest.fixture
-def two_workers_on_mongodb(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(params=["two workers", "two instances"])
+def on_mongodb(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     store = _fresh_mongo_database()
-    server, mllp = _start(tmp_path, store, "--workers", "2")
-    try:
-        yield Cluster([server], [mllp], store)
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def two_instances_on_mongodb(tmp_path: Path) -> Iterator[Cluster]:
-    store = _fresh_mongo_database()
-    started = [_start(tmp_path, store) for _ in range(2)]  # one by one: the first makes the key
+    if request.param == "two workers":
+        started = [_start(tmp_path, store, "--workers", "2")]
+    else:  # started one by one: the first makes the audit key, the second reads it
+        started = [_start(tmp_path, store) for _ in range(2)]
     try:
         yield Cluster([s for s, _ in started], [p for _, p in started], store)
     finally:
@@ -183,22 +176,13 @@ def test_two_workers_on_sqlite_keep_every_guarantee(two_workers: Cluster, tmp_pa
 
 
 @pytest.mark.mongo
-def test_two_instances_on_mongodb_keep_every_guarantee(
-    two_instances_on_mongodb: Cluster, tmp_path: Path
+def test_two_workers_and_two_instances_on_mongodb_keep_every_guarantee(
+    on_mongodb: Cluster, tmp_path: Path
 ) -> None:
     standalone = os.environ.get("MEDICORE_TEST_MONGODB_MODE") == "standalone"
     # Without transactions an HL7 message is refused (AE); the REST races still hold.
-    asyncio.run(_races(two_instances_on_mongodb, hl7=not standalone))
-    _audit_verifies(tmp_path, two_instances_on_mongodb.store)
-
-
-@pytest.mark.mongo
-def test_two_workers_on_mongodb_keep_every_guarantee(
-    two_workers_on_mongodb: Cluster, tmp_path: Path
-) -> None:
-    standalone = os.environ.get("MEDICORE_TEST_MONGODB_MODE") == "standalone"
-    asyncio.run(_races(two_workers_on_mongodb, hl7=not standalone))
-    _audit_verifies(tmp_path, two_workers_on_mongodb.store)
+    asyncio.run(_races(on_mongodb, hl7=not standalone))
+    _audit_verifies(tmp_path, on_mongodb.store)
 
 
 def _workers_of(supervisor: int) -> list[int]:
