@@ -234,11 +234,7 @@ class Hl7Processor:
         try:
             prior = await inbox.insert(self.store, key, doc)
         except StoreError:
-            log.warning("hl7: message %s not stored: the store is unavailable", key)
-            error = ConversionError(
-                "the message could not be stored; resend later", error_code="206"
-            )
-            return self._ack(header, "AE", error, key=None)
+            return self._not_stored(header, key)
         if prior is not None and inbox.content_digest(inbox.raw_bytes(prior)) != digest:
             return await self._reused(key, digest, doc, header)
         if prior is not None and prior.get("ack") and not _retryable(prior):
@@ -265,11 +261,7 @@ class Hl7Processor:
         try:
             prior = await inbox.insert(self.store, dead_key, dead)
         except StoreError:
-            log.warning("hl7: message %s not stored: the store is unavailable", dead_key)
-            unstored = ConversionError(
-                "the message could not be stored; resend later", error_code="206"
-            )
-            return self._ack(header, "AE", unstored, key=None)
+            return self._not_stored(header, dead_key)
         if prior is not None and prior.get("ack"):
             return Ack(prior["ack"], prior.get("ack_code") or "AE", dead_key, True)
         log.warning("hl7: %s: %s, kept as %s (AE)", key, inbox.REUSED_CONTROL_ID, dead_key)
@@ -334,6 +326,12 @@ class Hl7Processor:
             # Still "received": start-up recovery or a resend will run it again.
             log.warning("hl7: could not record the failure of %s", key)
         return ack
+
+    def _not_stored(self, header: MessageHeader | None, key: str) -> Ack:
+        """AE "resend later": the store did not take the message, so nothing is promised."""
+        log.warning("hl7: message %s not stored: the store is unavailable", key)
+        error = ConversionError("the message could not be stored; resend later", error_code="206")
+        return self._ack(header, "AE", error, key=None)
 
     async def _settled_elsewhere(self, key: str) -> Ack:
         """Another process (a worker, another server) settled the message first: its ACK."""
