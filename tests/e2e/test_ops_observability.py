@@ -234,6 +234,7 @@ def test_with_auth_on_the_log_names_user_and_client_only(tmp_path: Path) -> None
         return done.stdout
 
     cli("users", "add", "dr.ops", "--role", "doctor", "--password-stdin", stdin="a long pw 1\n")
+    cli("keys", "rotate")  # signing keys come from `serve` or `keys rotate`, never `token`
     token = cli("token", "--user", "dr.ops", "--scope", "user/*.cruds").strip().splitlines()[-1]
     running = start(tmp_path, auth=True)
     try:
