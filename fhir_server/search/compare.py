@@ -32,8 +32,11 @@ def date_condition(value: DateValue, *, now_ms: int | None = None) -> Condition:
         return False, [("lo", ">", high)]
     if prefix == "eb":
         return False, [("hi", "<", low)]
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    margin = max(abs(now - low) // 10, _DAY_MS)
+    if value.margin and now_ms is None:
+        margin = value.margin
+    else:  # a value built without parse_date: "now" is the compile's
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        margin = max(abs(now - low) // 10, _DAY_MS)
     return False, [("lo", "<=", high + margin), ("hi", ">=", low - margin)]
 
 

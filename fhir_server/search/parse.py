@@ -187,7 +187,8 @@ def _typed(
         return Criterion(code, STRING, tuple(pv.parse_string(name, v, modifier) for v in raw))
     if kind == "date":
         zone = registry.zone  # values without an offset are the hospital's wall clock
-        return Criterion(code, DATE, tuple(pv.parse_date(name, v, zone=zone) for v in raw))
+        dates = tuple(pv.parse_date(name, v, zone=zone, clock=registry.clock) for v in raw)
+        return Criterion(code, DATE, dates)
     if kind in ("number", "quantity"):
         numbers = [pv.parse_number(name, v, quantity=kind == "quantity") for v in raw]
         canonical = [pv.canonical_number(v) for v in numbers]
@@ -242,7 +243,7 @@ def _composite(
     elif second_type in ("quantity", "number"):
         second = pv.parse_number(name, parts[1], quantity=second_type == "quantity")
     elif second_type == "date":
-        second = pv.parse_date(name, parts[1], zone=registry.zone)
+        second = pv.parse_date(name, parts[1], zone=registry.zone, clock=registry.clock)
     elif second_type == "string":
         second = pv.parse_string(name, parts[1], "")
     else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import tzinfo
 
 from fhir_server.search.errors import SearchError
@@ -80,13 +82,29 @@ def parse_string(param: str, text: str, modifier: str) -> StringValue:
     return StringValue(mode="contains" if modifier == "contains" else "start", value=fold(value))
 
 
-def parse_date(param: str, text: str, *, zone: tzinfo | None = None) -> DateValue:
-    """A date search value; without an offset it is the wall clock of ``zone`` (None: UTC)."""
+_DAY_MS = 86_400_000
+
+
+def parse_date(
+    param: str,
+    text: str,
+    *,
+    zone: tzinfo | None = None,
+    clock: Callable[[], float] = time.time,
+) -> DateValue:
+    """A date search value; without an offset it is the wall clock of ``zone`` (None: UTC).
+
+    ``ap`` reaches 10% of the gap between now (``clock``) and the value, at least a day
+    (the spec's recommendation), so "now" is read once, here, and both stores agree.
+    """
     prefix, rest = split_prefix(text)
     rng = date_range(rest, zone)
     if rng is None:
         raise SearchError(param, "not a valid FHIR date/dateTime")
-    return DateValue(prefix=prefix, low=rng[0], high=rng[1])
+    margin = 0
+    if prefix == "ap":
+        margin = max(abs(int(clock() * 1000) - rng[0]) // 10, _DAY_MS)
+    return DateValue(prefix=prefix, low=rng[0], high=rng[1], margin=margin)
 
 
 def parse_number(param: str, text: str, *, quantity: bool) -> NumberValue:

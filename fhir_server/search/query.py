@@ -62,6 +62,7 @@ class DateValue:
     prefix: str
     low: int  # inclusive ms range the search value stands for
     high: int
+    margin: int = 0  # ap: how far "approximately" reaches, fixed when the query was parsed
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -132,6 +133,7 @@ class SearchRegistry:
     # The hospital's zone: dates without an offset, stored or searched, are read in it.
     # None is UTC. Extraction and parsing must agree, so it lives with the definitions.
     zone: tzinfo | None = None
+    clock: Callable[[], float] = time.time  # "now" of the ap prefix, read when parsing
 
     @classmethod
     @functools.cache
@@ -164,7 +166,14 @@ class SearchRegistry:
             dict(self._common),
             dict(self.by_url),
             zone=zone,
+            clock=self.clock,
         )
+
+    def with_clock(self, clock: Callable[[], float]) -> SearchRegistry:
+        """These definitions with "now" read from ``clock`` (tests set the moment)."""
+        copy = self._copy(self.zone)
+        copy.clock = clock
+        return copy
 
     @classmethod
     def load(cls, *paths: Path) -> SearchRegistry:

@@ -60,15 +60,23 @@ async def http_fetch(url: str) -> dict[str, Any]:
 class JwksCache:
     """Per-URL cache in front of a fetch function (replaceable in tests)."""
 
-    def __init__(self, fetch: Fetch = http_fetch, *, ttl: int = 300, min_refetch: int = 10) -> None:
+    def __init__(
+        self,
+        fetch: Fetch = http_fetch,
+        *,
+        ttl: int = 300,
+        min_refetch: int = 10,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fetch = fetch
         self.ttl = ttl
         self.min_refetch = min_refetch
+        self.clock = clock
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     async def get(self, url: str, *, kid: str | None = None) -> dict[str, Any]:
         """The JWKS at `url`; refetched when stale or when it lacks `kid`."""
-        now = time.monotonic()
+        now = self.clock()
         cached = self._cache.get(url)
         if cached is not None:
             fetched_at, doc = cached

@@ -234,9 +234,10 @@ def test_with_auth_on_the_log_names_user_and_client_only(tmp_path: Path) -> None
         return done.stdout
 
     cli("users", "add", "dr.ops", "--role", "doctor", "--password-stdin", stdin="a long pw 1\n")
-    running = start(tmp_path, auth=True)  # first: the server makes the signing keys
+    cli("keys", "rotate")  # signing keys come from `serve` or `keys rotate`, never `token`
+    token = cli("token", "--user", "dr.ops", "--scope", "user/*.cruds").strip().splitlines()[-1]
+    running = start(tmp_path, auth=True)
     try:
-        token = cli("token", "--user", "dr.ops", "--scope", "user/*.cruds").strip().splitlines()[-1]
         with httpx.Client(base_url=running.base, timeout=10) as http:
             assert http.post("/fhir/Patient", json=PATIENTS[0]).status_code == 401
             authed = {"Authorization": f"Bearer {token}"}

@@ -15,6 +15,7 @@ from fhir_server.security.jwks_fetch import (
     http_fetch,
     https_or_loopback,
 )
+from tests.clock import ManualClock
 
 
 @pytest.mark.parametrize("body", [{"keys": [1, "x"]}, {"keys": {}}, [], {"nokeys": []}])
@@ -41,11 +42,34 @@ async def test_cache_refetches_for_an_unknown_kid_only_after_min_refetch() -> No
         calls.append(url)
         return {"keys": [{"kid": "a"}]}
 
-    cache = JwksCache(fetch, min_refetch=0)
+    clock = ManualClock(100.0)
+    cache = JwksCache(fetch, ttl=300, min_refetch=10, clock=clock)
     await cache.get("u", kid="a")
     await cache.get("u", kid="a")
     assert len(calls) == 1
+    clock.advance(9)
+    await cache.get("u", kid="zzz")  # unknown kid, but fetched 9 s ago: no refetch yet
+    assert len(calls) == 1
+    clock.advance(2)
     await cache.get("u", kid="zzz")
+    assert len(calls) == 2
+
+
+async def test_cache_refetches_once_the_ttl_has_passed() -> None:
+    calls: list[str] = []
+
+    async def fetch(url: str) -> dict[str, Any]:
+        calls.append(url)
+        return {"keys": [{"kid": "a"}]}
+
+    clock = ManualClock(0.0)
+    cache = JwksCache(fetch, ttl=300, clock=clock)
+    await cache.get("u", kid="a")
+    clock.advance(299)
+    await cache.get("u", kid="a")
+    assert len(calls) == 1
+    clock.advance(1)
+    await cache.get("u", kid="a")
     assert len(calls) == 2
 
 

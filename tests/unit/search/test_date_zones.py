@@ -101,3 +101,19 @@ def test_registries_per_zone_are_built_once_and_utc_is_the_default() -> None:
     assert SearchRegistry.default().in_zone(ZoneInfo("Etc/UTC")) is SearchRegistry.default()
     assert SearchRegistry.configured([], zone=UTC) is SearchRegistry.default()
     assert SearchRegistry.default().zone is None
+
+
+def test_ap_reaches_a_tenth_of_the_gap_to_the_parse_clock() -> None:
+    """The margin depends on "now": it is read from the registry's clock, once, at parse."""
+    now = ms("2026-01-01T00:00:00+00:00") / 1000
+    registry = SearchRegistry.default().with_clock(lambda: now)
+    query = parse_search("Observation", [("date", "ap2016-01-01")], registry, base_url="")
+    value = query.criteria[0].values[0]
+    assert isinstance(value, DateValue)
+    gap = ms("2026-01-01T00:00:00+00:00") - ms("2016-01-01T00:00:00+00:00")
+    assert value.margin == gap // 10  # about a year either side
+    near = parse_search("Observation", [("date", "ap2025-12-31")], registry, base_url="")
+    assert near.criteria[0].values[0].margin == 86_400_000  # type: ignore[union-attr]
+    later = SearchRegistry.default().with_clock(lambda: now + 10 * 365 * 86_400)
+    again = parse_search("Observation", [("date", "ap2016-01-01")], later, base_url="")
+    assert again.criteria[0].values[0].margin > value.margin  # type: ignore[union-attr]
