@@ -138,14 +138,13 @@ async def _measure(
     print("\n".join(rows))
 
 
-def _mongo_stores() -> tuple[str, str]:
+def _mongo_stores(port: int) -> tuple[str, str]:
     """Two databases on one fresh replica-set server (the database is the URI's path)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from tests.mongo_server import free_port as mongo_port
     from tests.mongo_server import start
 
-    parts = urlsplit(start(mongo_port(), standalone=False))
+    parts = urlsplit(start(port, standalone=False))
     one, two = (
         urlunsplit(parts._replace(path=f"/bench_w{n}_{uuid.uuid4().hex[:6]}")) for n in (1, 2)
     )
@@ -161,12 +160,14 @@ def main() -> None:
     args = parser.parse_args()
     asyncio.run(_measure("SQLite", (None, None), args))
     if args.mongo:
+        from tests.mongo_server import free_port as mongo_port
         from tests.mongo_server import stop
 
+        port = mongo_port()
         try:
-            asyncio.run(_measure("MongoDB (SecantusDB, replica set)", _mongo_stores(), args))
+            asyncio.run(_measure("MongoDB (SecantusDB, replica set)", _mongo_stores(port), args))
         finally:
-            stop()
+            stop(port)
 
 
 if __name__ == "__main__":

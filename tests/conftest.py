@@ -32,15 +32,17 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from tests.mongo_server import free_port, start
 
-    os.environ[_URI_VARIABLE] = start(free_port(), standalone=False)
-    config.stash[_STARTED] = True
+    port = free_port()
+    os.environ[_URI_VARIABLE] = start(port, standalone=False)
+    config.stash[_STARTED] = port
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(_STARTED, False):
+    port = config.stash.get(_STARTED, None)
+    if port is not None:
         from tests.mongo_server import stop
 
-        stop()
+        stop(port)
         del os.environ[_URI_VARIABLE]
 
 
@@ -68,7 +70,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
 
 
-_STARTED = pytest.StashKey[bool]()
+_STARTED = pytest.StashKey[int]()  # the port of the server this session started
 
 
 async def make_store(kind: str, tmp_path: Path) -> tuple[Store, str | None]:

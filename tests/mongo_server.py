@@ -7,7 +7,10 @@ dependencies never mix with the project's.
 
     python3 tests/mongo_server.py start [--standalone] [--port 27117]   # prints the URI
     MEDICORE_TEST_MONGODB_URI=<uri> .venv/bin/python -m pytest -q -k mongo
-    python3 tests/mongo_server.py stop
+    python3 tests/mongo_server.py stop [--port 27117]
+
+Each server is known by its port (``.mongo-test/server-<port>.pid``), so that two test
+sessions side by side (each starts one on a free port) never stop each other's.
 
 Known differences from mongod that matter here (docs/operations/mongodb-tests.md has the
 list): an in-memory data directory, no authentication unless asked, a single node.
@@ -27,13 +30,19 @@ from pathlib import Path
 VERSION = "SecantusDB==0.7.0b3"
 HOME = Path(__file__).resolve().parent.parent / ".mongo-test"
 VENV = HOME / "venv"
-PID_FILE = HOME / "server.pid"
-LOG_FILE = HOME / "server.log"
 READY_SECONDS = 60.0
 
 
 def _venv_bin(name: str) -> Path:
     return VENV / "bin" / name
+
+
+def _pid_file(port: int) -> Path:
+    return HOME / f"server-{port}.pid"
+
+
+def log_file(port: int) -> Path:
+    return HOME / f"server-{port}.log"
 
 
 def install() -> None:
@@ -45,7 +54,7 @@ def install() -> None:
 
 
 def start(port: int, *, standalone: bool) -> str:
-    stop()
+    stop(port)  # one a killed session left on this port
     install()
     HOME.mkdir(exist_ok=True)
     command = [
@@ -57,15 +66,17 @@ def start(port: int, *, standalone: bool) -> str:
     ]  # fmt: skip
     if standalone:
         command.append("--standalone")
-    with LOG_FILE.open("ab") as log:
+    with log_file(port).open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-    PID_FILE.write_text(str(process.pid))
+    _pid_file(port).write_text(str(process.pid))
     uri = f"mongodb://127.0.0.1:{port}/"
-    _wait_ready(uri, process, standalone=standalone)
+    _wait_ready(uri, process, port=port, standalone=standalone)
     return uri
 
 
-def _wait_ready(uri: str, process: subprocess.Popen[bytes], *, standalone: bool) -> None:
+def _wait_ready(
+    uri: str, process: subprocess.Popen[bytes], *, port: int, standalone: bool
+) -> None:
     """Until the server answers ``hello`` (as a replica set primary unless standalone)."""
     probe = (
         "import sys, pymongo\n"
@@ -77,15 +88,17 @@ def _wait_ready(uri: str, process: subprocess.Popen[bytes], *, standalone: bool)
     deadline = time.monotonic() + READY_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"the server exited ({process.returncode}); see {LOG_FILE}")
+            raise SystemExit(f"the server exited ({process.returncode}); see {log_file(port)}")
         ready = subprocess.run(
             [str(_venv_bin("python")), "-c", probe, uri, mode], capture_output=True
         )
         if ready.returncode == 0:
             return
         time.sleep(0.5)
-    stop()
-    raise SystemExit(f"the server did not become ready in {READY_SECONDS:.0f} s; see {LOG_FILE}")
+    stop(port)
+    raise SystemExit(
+        f"the server did not become ready in {READY_SECONDS:.0f} s; see {log_file(port)}"
+    )
 
 
 def free_port() -> int:
@@ -95,12 +108,13 @@ def free_port() -> int:
         return port
 
 
-def stop() -> None:
-    """Stop the server started by ``start`` (by the PID it left), if it still runs."""
-    if not PID_FILE.exists():
+def stop(port: int) -> None:
+    """Stop the server ``start`` started on ``port`` (by the PID it left), if it still runs."""
+    pid_file = _pid_file(port)
+    if not pid_file.exists():
         return
-    pid = int(PID_FILE.read_text())
-    PID_FILE.unlink()
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -123,7 +137,7 @@ def main() -> None:
     if args.action == "start":
         print(start(args.port, standalone=args.standalone))
     else:
-        stop()
+        stop(args.port)
 
 
 if __name__ == "__main__":
