@@ -86,6 +86,9 @@ class Commit:
         raise StoreUnavailable("the audit chain kept moving; the write is not acknowledged")
 
     async def _writes(self, writes: list[VersionWrite]) -> None:
+        current = [await self._write_current(write) for write in writes]
+        # Every writer takes the one history counter: inside a transaction it conflicts
+        # with each other writer until commit, so it is taken last, just before the audit.
         counter = await self.db.counters.find_one_and_update(
             {"_id": "history_seq"},
             {"$inc": {"value": len(writes)}},
@@ -94,8 +97,8 @@ class Commit:
             session=self.session,
         )
         first_seq = counter["value"] - len(writes) + 1
-        for offset, write in enumerate(writes):
-            await self._write(write, seq=first_seq + offset)
+        for offset, (write, fields) in enumerate(zip(writes, current, strict=True)):
+            await self._write_history(write, fields, seq=first_seq + offset)
 
     async def undo(self) -> None:
         for step in reversed(self.undo_steps):
@@ -179,7 +182,8 @@ class Commit:
         matches = await mongo_search.matching(self.db, claim.query, limit=2)
         return all(f"{m.resource_type}/{m.id}" != held["ref"] for m in matches)
 
-    async def _write(self, write: VersionWrite, *, seq: int) -> None:
+    async def _write_current(self, write: VersionWrite) -> dict[str, Any]:
+        """The resource's current version; the fields its history entry repeats."""
         key = f"{write.resource_type}/{write.id}"
         fields: dict[str, Any] = {
             "type": write.resource_type,
@@ -209,7 +213,12 @@ class Commit:
             self.undo_steps.append(
                 lambda: resources.replace_one({"_id": key, "version": write.version}, before)
             )
-        history_id = f"{key}/{write.version}"
+        return fields
+
+    async def _write_history(
+        self, write: VersionWrite, fields: dict[str, Any], *, seq: int
+    ) -> None:
+        history_id = f"{write.resource_type}/{write.id}/{write.version}"
         history_doc = {**fields, "_id": history_id, "method": write.method, "seq": seq}
         del history_doc["idx"]
         try:
