@@ -255,6 +255,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--workers", type=int, default=1, help="MEDICORE_CPU_WORKERS")
+    parser.add_argument("--only", default="", help="run the rows whose names contain this")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="medicore-bounds-"))
     port = free_port()
@@ -274,6 +275,8 @@ async def main() -> None:
         print("|---|---|---|---|---|---|")
         for large_name, large in large_requests(limits).items():
             for small_name, small in SMALL_REQUESTS.items():
+                if args.only not in f"{large_name} {small_name}":
+                    continue
                 found = await probe(port, small=small, large=large, rounds=args.rounds)
                 seconds = sorted(found.large_seconds)[len(found.large_seconds) // 2]
                 print(

@@ -145,6 +145,11 @@ class WriteChecks:
         )
         return self._pool
 
+    @property
+    def running(self) -> bool:
+        """Whether worker processes are up (they start with the first large write)."""
+        return self._pool is not None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
