@@ -18,8 +18,10 @@ walked one entry at a time, yielding to the event loop in between.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import Request
 
@@ -180,12 +182,17 @@ def check_query_text(query: str, limits: RequestLimits, *, status: int = 414) ->
             "too-costly",
             f"the query is longer than {limits.max_query_bytes} characters",
         )
-    count = query.count("&") + 1 if query else 0
-    if count > limits.max_query_params:
+    pairs = [pair for pair in query.split("&") if pair]
+    if len(pairs) > limits.max_query_params:
+        # Name the parameter given most often: usually the one a client repeats by mistake.
+        names = Counter(unquote_plus(pair.split("=", 1)[0]) for pair in pairs)
+        name = names.most_common(1)[0][0]
         raise errors.FhirError(
             400,
             "too-costly",
-            f"the query has {count} parameters; at most {limits.max_query_params} are accepted",
+            f"search parameter {name}: the query has {len(pairs)} parameters; at most"
+            f" {limits.max_query_params} are accepted",
+            (name,),
         )
 
 

@@ -24,6 +24,7 @@ import contextvars
 import functools
 import logging
 import multiprocessing
+import os
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ _worker_tools: tuple[Validator, SearchRegistry] | None = None
 
 def _start_worker(recipe: CheckRecipe) -> None:
     global _worker_tools
+    # Below the server in the scheduler: on a busy host the event loop comes first.
+    os.nice(5)
     _worker_tools = (recipe.validator(), recipe.registry())
 
 

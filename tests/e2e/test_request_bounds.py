@@ -27,7 +27,7 @@ SMALL = ("GET", "/fhir/metadata", b"")
 RATIO = 3.0
 # A scheduling hiccup of the shared machine can land in either kind of window; a blocked
 # event loop (the defect) fails every attempt, a hiccup does not repeat on demand.
-ATTEMPTS = 2
+ATTEMPTS = 3
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,9 @@ def test_small_requests_keep_their_latency_during_a_maximal_request(
         assert set(found.large_statuses) <= {200, 201}, found.large_statuses
         assert len(found.idle_ms) >= 150 and len(found.busy_ms) >= 150
         attempts.append(found)
+        print(
+            f"{name}: p99 {Probe.p(found.idle_ms, 0.99):.1f} -> {Probe.p(found.busy_ms, 0.99):.1f} ms"
+        )
         if found.ratio <= RATIO:
             break
     best = min(attempts, key=lambda a: a.ratio)
