@@ -58,6 +58,9 @@ class RequestLimits:
         )
 
 
+_STEP = 256  # top-level arrays longer than this are followed by a yield to the event loop
+
+
 class _Exceeded(Exception):
     """Unwinds the walk at the first limit crossed; turned into a FhirError at the top."""
 
@@ -131,6 +134,28 @@ def check_resource_bounds(value: Any, root: str, limits: RequestLimits) -> None:
         raise errors.bad_request(exc.message, where, code="too-costly") from None
 
 
+async def _check_in_steps(value: Any, root: str, limits: RequestLimits) -> None:
+    """``check_resource_bounds``, yielding to the event loop after each large top-level
+    element (a resource near the element limit takes milliseconds to walk)."""
+    if not isinstance(value, dict):
+        check_resource_bounds(value, root, limits)
+        return
+    scope = _Scope(limits)
+    try:
+        scope.elements += len(value)
+        scope._check_count()
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                scope.path.append(key)
+                scope.walk(item, 1)
+                scope.path.pop()
+                if len(item) > _STEP:
+                    await asyncio.sleep(0)
+    except _Exceeded as exc:
+        where = _fhirpath(root, exc.path)
+        raise errors.bad_request(exc.message, where, code="too-costly") from None
+
+
 def _root_name(value: Any, default: str) -> str:
     rtype = value.get("resourceType") if isinstance(value, dict) else None
     return rtype if isinstance(rtype, str) and rtype.isidentifier() else default
@@ -168,10 +193,10 @@ async def check_document(document: Any, limits: RequestLimits, *, name: str = "b
             for i, p in enumerate(parameters)
             if isinstance(p, dict) and "resource" in p
         ]
-    check_resource_bounds(outer, root, limits)
+    await _check_in_steps(outer, root, limits)
     for where, part in parts:
         await asyncio.sleep(0)  # a long Bundle is walked in steps of one entry
-        check_resource_bounds(part, where, limits)
+        await _check_in_steps(part, where, limits)
 
 
 def check_query_text(query: str, limits: RequestLimits, *, status: int = 414) -> None:

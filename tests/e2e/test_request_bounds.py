@@ -25,6 +25,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.load]
 
 SMALL = ("GET", "/fhir/metadata", b"")
 RATIO = 3.0
+# The quiet p99 is floored here: on an idle machine it falls under a millisecond, less than
+# one GIL turn (1 ms, ``gc_tuning``) plus one scheduler slice, which a busy server with
+# SQLite threads always costs now and then. A blocked loop (the defect: hundreds of ms)
+# fails far above it.
+QUIET_FLOOR_MS = 2.0
 # A scheduling hiccup of the shared machine can land in either kind of window; a blocked
 # event loop (the defect) fails every attempt, a hiccup does not repeat on demand.
 ATTEMPTS = 3
@@ -56,15 +61,19 @@ def test_small_requests_keep_their_latency_during_a_maximal_request(
         assert set(found.large_statuses) <= {200, 201}, found.large_statuses
         assert len(found.idle_ms) >= 150 and len(found.busy_ms) >= 150
         attempts.append(found)
-        print(
-            f"{name}: p99 {Probe.p(found.idle_ms, 0.99):.1f} -> {Probe.p(found.busy_ms, 0.99):.1f} ms"
-        )
-        if found.ratio <= RATIO:
+        quiet, busy = Probe.p(found.idle_ms, 0.99), Probe.p(found.busy_ms, 0.99)
+        print(f"{name}: p99 {quiet:.1f} ms quiet, {busy:.1f} ms during")
+        if _ratio(found) <= RATIO:
             break
-    best = min(attempts, key=lambda a: a.ratio)
-    assert best.ratio <= RATIO, [
+    best = min(attempts, key=_ratio)
+    assert _ratio(best) <= RATIO, [
         (Probe.p(a.idle_ms, 0.99), Probe.p(a.busy_ms, 0.99)) for a in attempts
     ]
 
 
 _FHIR = {"Content-Type": "application/fhir+json"}
+
+
+def _ratio(found: Probe) -> float:
+    quiet = max(Probe.p(found.idle_ms, 0.99), QUIET_FLOOR_MS)
+    return Probe.p(found.busy_ms, 0.99) / quiet
