@@ -23,13 +23,11 @@ from fhir_server.observability import (
     ObservabilitySettings,
     install_observability,
 )
+from fhir_server.resources.offload import CheckRecipe, WriteChecks
 from fhir_server.resources.service import ResourceService
-from fhir_server.search.registry import SearchRegistry
 from fhir_server.security import install_security, seed_demo_accounts
 from fhir_server.settings import Settings
 from fhir_server.storage import Store, store_from_uri
-from profiles import Validator
-from profiles.validator import KRCORE_DIR, MEDICORE_DIR
 
 log = logging.getLogger("medicore.audit")
 _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -38,13 +36,25 @@ _NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs"
 def build_service(settings: Settings, store: Store) -> ResourceService:
     """The service as configured (search definitions, profiles): the server and the
     operator commands that write (``medicore hl7 reprocess``) must validate alike."""
-    registry = SearchRegistry.configured(settings.search_parameters_dirs, zone=settings.zone)
-    validator = Validator(
-        (MEDICORE_DIR, KRCORE_DIR, *settings.profiles_dirs),
+    recipe = CheckRecipe(
+        tuple(settings.profiles_dirs),
         mandatory=settings.mandatory_profiles,
         reject_unknown_profiles=settings.reject_unknown_profiles,
+        search_parameters_dirs=tuple(settings.search_parameters_dirs),
+        timezone=settings.timezone,
     )
-    return ResourceService(store, registry, validator=validator, max_count=settings.max_page_size)
+    registry, validator = recipe.registry(), recipe.validator()
+    service = ResourceService(
+        store, registry, validator=validator, max_count=settings.max_page_size
+    )
+    service.planner.checks = WriteChecks(
+        validator,
+        registry,
+        recipe=recipe,
+        workers=settings.cpu_workers,
+        offload_bytes=settings.offload_bytes,
+    )
+    return service
 
 
 def create_app(
@@ -96,6 +106,7 @@ def create_app(
             except Exception as exc:  # it failed earlier: say so, and still close the store
                 log.warning("audit indexing had stopped (%s)", type(exc).__name__)
             finally:
+                service.planner.checks.close()
                 await the_store.close()
 
     app = FastAPI(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 
 def tune_for_serving() -> None:
@@ -17,3 +18,6 @@ def tune_for_serving() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
+    # The SQLite threads run Python between their calls: with the default 5 ms GIL
+    # interval the event loop could wait that long for each turn (bench/bounds.py).
+    sys.setswitchinterval(0.001)

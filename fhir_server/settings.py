@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return load_zone(self.timezone)
 
+    # The work one request may cost (fhir_server/api/limits.py; the body: max_body_bytes).
+    max_bundle_entries: int = Field(default=1000, gt=0)
+    max_resource_elements: int = Field(default=10_000, gt=0)  # JSON values in one resource
+    max_array_length: int = Field(default=1000, gt=0)
+    max_depth: int = Field(default=32, gt=0)  # nesting of objects and arrays in a resource
+    max_query_params: int = Field(default=100, gt=0)
+    max_query_bytes: int = Field(default=8192, gt=0)
+    # Resources whose JSON is larger than this are validated and indexed in worker
+    # processes (cpu_workers of them; 0: in the server process, in a thread).
+    offload_bytes: int = Field(default=8192, ge=0)
+    cpu_workers: int = Field(default=1, ge=0)
+
     @property
     def served_base(self) -> str:
         """The FHIR base this server answers on: ``base_url``, else host and port."""

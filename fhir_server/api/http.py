@@ -9,10 +9,12 @@ from fastapi import Request
 from starlette.responses import Response
 
 from fhir_server.api.errors import FHIR_JSON, operation_outcome
+from fhir_server.api.limits import check_document, limits_of
 from fhir_server.digits import non_negative_int
 from fhir_server.resources import errors, exact_json
 from fhir_server.resources.errors import Issue
 from fhir_server.resources.meta import http_date
+from fhir_server.resources.offload import large_request
 from fhir_server.resources.planning import Outcome
 from fhir_server.resources.requests import etag
 from fhir_server.storage.base import StoredResource
@@ -50,6 +52,8 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request) -> bytes:
+    """The body, refused (413) as soon as the declared or streamed size passes the limit:
+    a chunked body without Content-Length is never buffered past it."""
     limit: int = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     declared_size = non_negative_int(declared, limit=limit + 1) if declared is not None else None
@@ -77,11 +81,16 @@ async def read_json(request: Request, *, patch: bool = False, optional: bool = F
             415, "not-supported", f"Content-Type must be one of {', '.join(accepted)}"
         )
     try:
-        return exact_json.loads(body)
+        document = exact_json.loads(body)
     except orjson.JSONDecodeError as exc:
         raise errors.bad_request(
             f"malformed JSON at character {exc.pos}", code="structure"
         ) from None
+    # Bounded before any model validation, whose cost grows with every element.
+    await check_document(document, limits_of(request), name="patch" if patch else "body")
+    if len(body) > request.app.state.settings.offload_bytes:
+        large_request.set(True)  # its writes are checked off the event loop
+    return document
 
 
 def json_response(

@@ -12,6 +12,7 @@ from fhir_server.api.access import establish_caller, guard
 from fhir_server.api.deps import service
 from fhir_server.api.errors import operation_outcome
 from fhir_server.api.http import check_accept, json_response, read_json
+from fhir_server.api.limits import check_query
 from fhir_server.api.openapi_responses import FHIR_RESPONSES
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import check_change
@@ -22,7 +23,7 @@ from profiles.validator import MODES
 router = APIRouter(
     prefix="/fhir",
     tags=["FHIR operations"],
-    dependencies=[Depends(establish_caller)],
+    dependencies=[Depends(establish_caller), Depends(check_query)],
     responses=FHIR_RESPONSES,
 )
 

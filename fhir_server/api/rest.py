@@ -26,6 +26,7 @@ from fhir_server.api.http import (
     version_headers,
     write_response,
 )
+from fhir_server.api.limits import check_query, check_query_text, limits_of
 from fhir_server.api.openapi_responses import FHIR_RESPONSES
 from fhir_server.resources import errors
 from fhir_server.resources.amendments import parse_x_provenance
@@ -36,7 +37,7 @@ from fhir_server.resources.requests import parse_criteria, parse_etag
 router = APIRouter(
     prefix="/fhir",
     tags=["FHIR REST"],
-    dependencies=[Depends(establish_caller)],
+    dependencies=[Depends(establish_caller), Depends(check_query)],
     responses=FHIR_RESPONSES,
 )
 
@@ -108,6 +109,7 @@ async def search_post(request: Request, resource_type: str) -> Response:
             415, "not-supported", "_search takes application/x-www-form-urlencoded"
         )
     body = (await read_body(request)).decode("utf-8", errors="replace")
+    check_query_text(body, limits_of(request), status=413)
     params = _query_pairs(request) + parse_criteria(body)
     return json_response(await reads.search(request, resource_type, params))
 

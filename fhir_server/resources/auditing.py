@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -95,6 +96,20 @@ class AuditTrail:
             for record in self._pending
         ]
         self._pending.clear()
+        return events
+
+    async def drain_in_steps(self, *, step: int = 64) -> list[dict[str, Any]]:
+        """``drain`` for many records (a long transaction): yields to the event loop
+        between steps of ``step`` records."""
+        records, self._pending = self._pending, []
+        events: list[dict[str, Any]] = []
+        for start in range(0, len(records), step):
+            if start:
+                await asyncio.sleep(0)
+            events += [
+                build_audit_event(record, server_id=self.server_id, event_id=new_id())
+                for record in records[start : start + step]
+            ]
         return events
 
     def discard(self) -> None:

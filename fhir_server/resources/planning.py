@@ -31,9 +31,8 @@ from fhir_server.resources.meta import (
     stamp,
     to_json,
 )
-from fhir_server.resources.validation import check_resource
+from fhir_server.resources.offload import WriteChecks
 from fhir_server.search.errors import SearchError
-from fhir_server.search.extract import extract_index
 from fhir_server.search.parse import parse_search
 from fhir_server.search.query import SearchQuery, without_type
 from fhir_server.search.registry import SearchRegistry
@@ -152,6 +151,7 @@ class Planner:
         self.store = store
         self.registry = registry
         self.validator = validator
+        self.checks = WriteChecks(validator, registry)  # the app sets up worker processes
 
     # -- criteria ------------------------------------------------------------------------
 
@@ -251,7 +251,7 @@ class Planner:
 
     # -- the version write ---------------------------------------------------------------
 
-    def _write(
+    async def _write(
         self,
         plan: Plan,
         resource: dict[str, Any],
@@ -263,7 +263,10 @@ class Planner:
         resource_type = resource["resourceType"]
         version = (current.version if current else 0) + 1
         stamped = stamp(resource, resource_id=resource_id, version=version, now=plan.now)
-        check_resource(self.validator, stamped, mode="create" if current is None else "update")
+        body = to_json(stamped)
+        index = await self.checks.checked_index(
+            stamped, mode="create" if current is None else "update", size=len(body)
+        )
         return plan.add(
             VersionWrite(
                 resource_type=resource_type,
@@ -272,8 +275,8 @@ class Planner:
                 expected_version=current.version if current else 0,
                 last_updated=plan.now,
                 method=method,
-                body=to_json(stamped),
-                index=extract_index(stamped, self.registry),
+                body=body,
+                index=index,
             )
         )
 
@@ -305,7 +308,7 @@ class Planner:
         new = resource_id or new_id()
         if if_none_exist:
             plan.batch.claims.append(self.claim(plan, resource_type, if_none_exist, new))
-        stored = self._write(plan, resource, resource_id=new, current=None, method="POST")
+        stored = await self._write(plan, resource, resource_id=new, current=None, method="POST")
         return plan.note("create", Outcome(201, stored, created=True), {**resource, "id": new})
 
     async def update(
@@ -346,7 +349,7 @@ class Planner:
             if same_content(stored_now, resource):
                 # A no-op update (e.g. an HL7 replay or a repeated A08) adds no version.
                 return plan.note(interaction, Outcome(200, current, message="unchanged"), resource)
-        stored = self._write(
+        stored = await self._write(
             plan, resource, resource_id=resource_id, current=current, method=method
         )
         created = current is None or current.deleted

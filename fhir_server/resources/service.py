@@ -69,7 +69,7 @@ class ResourceService:
                 if trail is not None:
                     trail.discard()
                 raise
-            events = trail.drain() if trail is not None else []
+            events = await trail.drain_in_steps() if trail is not None else []
             if not (plan.batch.writes or plan.batch.records or events):
                 return result
             plan.batch.audit = events
