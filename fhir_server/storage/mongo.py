@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 
 
 # Write conflicts retried before the batch goes back to be planned again (~0.5 s at most).
-_TRANSIENT_RETRIES = 8
+# A commit overlapping another one's is retried this long (each waits out the other's
+# commit: with the gate in ``mongo_commit`` they run one after the other).
+_TRANSIENT_SECONDS = 15.0
+_TRANSIENT_PAUSE = (0.002, 0.05)  # first and longest pause between attempts (jittered)
 
 
 def _changes(batch: WriteBatch) -> int:
@@ -57,6 +60,11 @@ class MongoStore(MongoAuditSink):
         self.audit_key = audit_key
         self.db = client[database]
         self.transactions = False
+        # Every commit takes the history counter and the audit chain head: two commits of
+        # one process would only make each other abort and redo their work, so this
+        # process sends them one at a time. Other processes' commits still race ours;
+        # what is right (versions, claims, chain) is decided by the server, never here.
+        self._one_commit_at_a_time = asyncio.Lock()
 
     @classmethod
     def from_uri(
@@ -192,7 +200,7 @@ class MongoStore(MongoAuditSink):
     # -- commit ----------------------------------------------------------------------------
 
     async def commit(self, batch: WriteBatch) -> None:
-        async with mapped_errors():
+        async with self._one_commit_at_a_time, mapped_errors():
             if self.transactions:
                 await self._commit_in_transaction(batch)
                 return
@@ -214,7 +222,10 @@ class MongoStore(MongoAuditSink):
         ``with_transaction`` does): a write conflict only says another transaction touched
         the same document first; run again, the batch sees that transaction's outcome and
         fails with the contract's own error (VersionConflict, ConditionalConflict)."""
-        for attempt in range(_TRANSIENT_RETRIES):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _TRANSIENT_SECONDS
+        attempt = 0
+        while loop.time() < deadline:
             try:
                 async with (
                     self.client.start_session() as session,
@@ -229,5 +240,7 @@ class MongoStore(MongoAuditSink):
                     "TransientTransactionError"
                 ):
                     raise
-            await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))  # jitter splits racers
+            pause = min(_TRANSIENT_PAUSE[0] * 2**attempt, _TRANSIENT_PAUSE[1])
+            await asyncio.sleep(random.uniform(0, pause))  # jitter splits racers
+            attempt += 1
         raise ConditionalConflict("the transaction kept conflicting; plan it again")

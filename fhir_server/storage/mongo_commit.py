@@ -42,6 +42,8 @@ class Commit:
         self.undo_steps: list[Callable[[], Awaitable[Any]]] = []
 
     async def apply(self, batch: WriteBatch) -> None:
+        if self.session is not None:
+            await self._enter_gate()
         for claim in batch.claims:
             await self._claim(claim)
         for record in batch.records:
@@ -50,6 +52,15 @@ class Commit:
             await self._writes(batch.writes)
         if batch.audit:
             await self._audit(batch.audit)
+
+    async def _enter_gate(self) -> None:
+        """Every commit appends to the one audit chain, so commits are serial anyway.
+        Writing this document first makes a commit that overlaps another fail at once
+        (a write conflict, retried) instead of after all its work: with snapshot
+        isolation two overlapping transactions could never both commit."""
+        await self.db.counters.update_one(
+            {"_id": "commit_gate"}, {"$inc": {"commits": 1}}, upsert=True, session=self.session
+        )
 
     async def _audit(self, events: list[dict[str, Any]]) -> None:
         """Seal after the newest record; a racing writer makes the insert collide."""
@@ -87,8 +98,6 @@ class Commit:
 
     async def _writes(self, writes: list[VersionWrite]) -> None:
         current = [await self._write_current(write) for write in writes]
-        # Every writer takes the one history counter: inside a transaction it conflicts
-        # with each other writer until commit, so it is taken last, just before the audit.
         counter = await self.db.counters.find_one_and_update(
             {"_id": "history_seq"},
             {"$inc": {"value": len(writes)}},
