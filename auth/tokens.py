@@ -76,7 +76,7 @@ def issue_access_token(
         "aud": audience,
         "iat": iat,
         "exp": iat + ttl,
-        "jti": secrets.token_urlsafe(24),
+        "jti": secrets.token_hex(24),  # hex: never starts with "-", an option to a CLI
         "scope": scope,
         "client_id": client_id,
     }

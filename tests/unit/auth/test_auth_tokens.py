@@ -347,3 +347,9 @@ def test_rejections_read_as_before(
         with pytest.raises(InvalidToken) as routed:
             verify_access_token(ring, parse_token(token), issuer=ISS, audience=AUD, now=now)
         assert routed.value.description == verify_error
+
+
+def test_a_jti_is_hex_so_a_command_line_never_reads_it_as_an_option(ring: KeyRing):
+    jtis = {issue(ring).jti for _ in range(64)}  # urlsafe base64 began with "-" 1 in 64
+    assert len(jtis) == 64
+    assert all(len(jti) == 48 and int(jti, 16) >= 0 for jti in jtis)
