@@ -30,7 +30,7 @@ import httpx
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.loadgen import free_port
+from bench.loadgen import free_port, read_response
 from fhir_server.api.limits import RequestLimits, check_resource_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,15 +110,7 @@ async def _exchange(
         f"Content-Type: application/fhir+json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    if length:
-        await reader.readexactly(length)
-    return int(head[9:12])
+    return await read_response(reader)
 
 
 @dataclass

@@ -35,7 +35,8 @@ class LoadResult:
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """The status of the next HTTP/1.1 response on ``reader``, its body read past."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     length = 0
@@ -71,7 +72,7 @@ async def _worker(
             ).encode() + body
             started = time.perf_counter()
             writer.write(request)
-            status = await _read_response(reader)
+            status = await read_response(reader)
             result.latencies_ms.append((time.perf_counter() - started) * 1000)
             result.requests += 1
             if status not in ok:

@@ -29,8 +29,8 @@ import httpx
 import orjson
 
 from bench.hl7 import oru
-from bench.loadgen import _read_response, free_port
-from bench.rest import _token
+from bench.loadgen import free_port, read_response
+from bench.rest import bench_token
 from fhir_server.hl7.client import MllpClient, ack_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +135,7 @@ class Soak:
                     + body
                 )
                 started = time.perf_counter()
-                status = await _read_response(reader)
+                status = await read_response(reader)
                 self.window.add(kind, started, status == expected)
         finally:
             writer.close()
@@ -251,7 +251,7 @@ def main() -> None:
         folder = Path(tmp)
         process, http_port, mllp_port = start_server(folder)
         try:
-            token = _token(folder)
+            token = bench_token(folder)
             seed(http_port, token)
             print(f"server pid {process.pid}, RSS after seeding {rss_mib(process.pid):.1f} MiB")
             rows = asyncio.run(soak(args, process.pid, http_port, mllp_port, token))
