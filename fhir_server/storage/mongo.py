@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from fhir_server.search.query import SearchQuery
 
 
-# Write conflicts retried before the batch goes back to be planned again (~0.5 s at most).
-# A commit overlapping another one's is retried this long (each waits out the other's
-# commit: with the gate in ``mongo_commit`` they run one after the other).
+# How long a commit that overlapped another is run again before the batch goes back to be
+# planned again (each attempt waits out the other's commit: with the gate in
+# ``mongo_commit`` overlapping commits run one after the other).
 _TRANSIENT_SECONDS = 15.0
 _TRANSIENT_PAUSE = (0.002, 0.05)  # first and longest pause between attempts (jittered)
 
