@@ -48,14 +48,8 @@ class RequestLimits:
 
     @classmethod
     def of(cls, settings: Settings) -> RequestLimits:
-        return cls(
-            max_bundle_entries=settings.max_bundle_entries,
-            max_resource_elements=settings.max_resource_elements,
-            max_array_length=settings.max_array_length,
-            max_depth=settings.max_depth,
-            max_query_params=settings.max_query_params,
-            max_query_bytes=settings.max_query_bytes,
-        )
+        """The ``MEDICORE_MAX_*`` settings of the same names."""
+        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
 _STEP = 256  # top-level arrays longer than this are followed by a yield to the event loop
