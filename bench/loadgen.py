@@ -8,7 +8,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RequestFactory = Callable[[int], tuple[str, str, bytes]]  # i -> (method, path, body)
 
@@ -19,12 +19,16 @@ class LoadResult:
     errors: int
     seconds: float
     latencies_ms: list[float]
+    # Percentiles measured elsewhere (``wrk`` reports these, not samples).
+    fixed_percentiles: dict[float, float] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
+        if q in self.fixed_percentiles:
+            return self.fixed_percentiles[q]
         if not self.latencies_ms:
             return float("nan")
         ordered = sorted(self.latencies_ms)
@@ -32,6 +36,8 @@ class LoadResult:
 
     @property
     def p50(self) -> float:
+        if 0.5 in self.fixed_percentiles:
+            return self.fixed_percentiles[0.5]
         return statistics.median(self.latencies_ms) if self.latencies_ms else float("nan")
 
 

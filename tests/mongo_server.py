@@ -31,6 +31,18 @@ VERSION = "SecantusDB==0.7.0b3"
 HOME = Path(__file__).resolve().parent.parent / ".mongo-test"
 VENV = HOME / "venv"
 READY_SECONDS = 60.0
+# How long the server keeps a dead client's open transaction (mongod's
+# ``transactionLifetimeLimitSeconds``, 60 s by default; the runbook advises 10 s). A test
+# that kills a MediCore process mid-transaction waits this long for its writes.
+TRANSACTION_LIFETIME_SECONDS = 10.0
+# SecantusDB has no flag for it: its own entry point, with the constructor's default set.
+_LAUNCHER = (
+    "import sys\n"
+    "from secantus.server import SecantusDBServer\n"
+    "SecantusDBServer.__init__.__kwdefaults__['transaction_lifetime_seconds'] = float(sys.argv[1])\n"
+    "from secantus.cli import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
 
 
 def _venv_bin(name: str) -> Path:
@@ -58,7 +70,7 @@ def start(port: int, *, standalone: bool) -> str:
     install()
     HOME.mkdir(exist_ok=True)
     command = [
-        str(_venv_bin("secantusd-py")),
+        str(_venv_bin("python")), "-c", _LAUNCHER, str(TRANSACTION_LIFETIME_SECONDS),
         "--host", "127.0.0.1",
         "--port", str(port),
         "--storage-path", ":memory:",
