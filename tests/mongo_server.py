@@ -39,7 +39,8 @@ TRANSACTION_LIFETIME_SECONDS = 10.0
 _LAUNCHER = (
     "import sys\n"
     "from secantus.server import SecantusDBServer\n"
-    "SecantusDBServer.__init__.__kwdefaults__['transaction_lifetime_seconds'] = float(sys.argv[1])\n"
+    "defaults = SecantusDBServer.__init__.__kwdefaults__\n"
+    "defaults['transaction_lifetime_seconds'] = float(sys.argv[1])\n"
     "from secantus.cli import main\n"
     "sys.exit(main(sys.argv[2:]))\n"
 )
