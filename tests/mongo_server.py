@@ -87,9 +87,7 @@ def start(port: int, *, standalone: bool) -> str:
     return uri
 
 
-def _wait_ready(
-    uri: str, process: subprocess.Popen[bytes], *, port: int, standalone: bool
-) -> None:
+def _wait_ready(uri: str, process: subprocess.Popen[bytes], *, port: int, standalone: bool) -> None:
     """Until the server answers ``hello`` (as a replica set primary unless standalone)."""
     probe = (
         "import sys, pymongo\n"

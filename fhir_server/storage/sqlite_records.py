@@ -78,9 +78,7 @@ def apply_record(conn: sqlite3.Connection, record: RecordWrite) -> None:
     )
 
 
-def _check_expected(
-    conn: sqlite3.Connection, record: RecordWrite, expect: dict[str, Any]
-) -> None:
+def _check_expected(conn: sqlite3.Connection, record: RecordWrite, expect: dict[str, Any]) -> None:
     """Inside the writer's transaction, so nobody can change the row between the two."""
     row = conn.execute(
         "SELECT doc FROM record WHERE kind=? AND key=?", (record.kind, record.key)
