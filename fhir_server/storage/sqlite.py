@@ -10,7 +10,6 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audit.chain import ChainHead
 from fhir_server.storage import sqlite_audit, sqlite_search
 from fhir_server.storage.base import (
     ConditionalClaim,
@@ -56,8 +55,6 @@ def sqlite_path_from_uri(uri: str) -> Path:
 
 class SqliteStore(SqliteAuditSink, SqliteRecords):
     """The ``Store`` contract on one SQLite file."""
-
-    _chain_head: ChainHead | None = None  # the last append's, as the writer thread saw it
 
     async def read(self, resource_type: str, resource_id: str) -> StoredResource | None:
         def fetch(conn: sqlite3.Connection) -> StoredResource | None:
@@ -142,31 +139,16 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
         return await self._read(fetch)
 
     async def commit(self, batch: WriteBatch) -> None:
-        alone = not (batch.writes or batch.claims or batch.records)
-        if alone and 0 < len(batch.audit) <= sqlite_audit.ALONE_LIMIT:
-            await self._write(
-                lambda conn: self._append_alone(conn, batch.audit), alone=True, audit_only=True
-            )
+        if not (batch.writes or batch.claims or batch.records):
+            if batch.audit:  # reads' and refusals': durable without waiting for the writer
+                await self.journal_audit(batch.audit)
             return
-
-        def apply(conn: sqlite3.Connection) -> None:
-            left = _apply_batch(conn, batch, audit_key=self.audit_key)
-            if left is not None:
-                self._chain_head = left
-
-        await self._write(apply, audit_only=alone)
-
-    def _append_alone(self, conn: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
-        # Writer thread only; a head gone stale (rollback, another process) is re-read.
-        self._chain_head = sqlite_audit.append_alone(
-            conn, events, key=self.audit_key, known_head=self._chain_head
-        )
+        key = self.audit_key
+        await self._write(lambda conn: _apply_batch(conn, batch, audit_key=key))
 
 
-def _apply_batch(
-    conn: sqlite3.Connection, batch: WriteBatch, *, audit_key: bytes
-) -> ChainHead | None:
-    """Apply ``batch`` inside the writer's transaction; the chain head it left, if any."""
+def _apply_batch(conn: sqlite3.Connection, batch: WriteBatch, *, audit_key: bytes) -> None:
+    """Apply ``batch`` inside the writer's transaction."""
     for claim in batch.claims:
         _check_claim(conn, claim)
     indexes: dict[int, tuple[int, str, IndexEntries]] = {}  # by rid: a later write wins
@@ -188,7 +170,8 @@ def _apply_batch(
         )
     for record in batch.records:
         apply_record(conn, record)
-    return sqlite_audit.append(conn, batch.audit, key=audit_key) if batch.audit else None
+    if batch.audit:
+        sqlite_audit.append(conn, batch.audit, key=audit_key)
 
 
 def _check_claim(conn: sqlite3.Connection, claim: ConditionalClaim) -> None:

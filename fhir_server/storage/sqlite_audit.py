@@ -1,9 +1,8 @@
 """The audit chain in SQLite: an append-only table guarded by triggers, sealed at commit.
 
 Records are sealed inside the writer's transaction, right after reading the chain head,
-or (audit-only commits) after the head the last append left, inserted only if that is
-still the head; either way the chain order is the commit order, even with several
-processes on one file.
+so the chain order is the commit order, even with several processes on one file.
+Audit-only batches reach the chain through the journal (``sqlite_journal``).
 AuditEvents become searchable resources later, in large batches (``index_audit``), in a
 file of their own (``sqlite_audit_index``): the durable, chained row is what makes an
 access accounted for; the search index is a derived view.
@@ -12,6 +11,7 @@ access accounted for; the search index is a derived view.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -20,13 +20,12 @@ from typing import Any
 from audit.chain import EMPTY_HEAD, ChainedRecord, ChainHead, seal_batch
 from audit.events import fhir_instant
 from fhir_server.search.registry import SearchRegistry
-from fhir_server.storage.base import StoreUnavailable
+from fhir_server.storage.base import StoreError, StoreUnavailable
 from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
+from fhir_server.storage.sqlite_journal import AuditJournal
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
-ALONE_LIMIT = 500  # events one statement appends: 3,501 bound values (limit: 32,766)
-_ALONE_ATTEMPTS = 20  # other processes appending in between: seal again, this many times
 # Every column of a record; ``audit.layout`` says what its hash covers.
 _COLUMNS = "(position, event_id, recorded, prev_hash, hash, event, layout)"
 _ROW = "(?,?,?,?,?,?,?)"
@@ -43,38 +42,6 @@ def append(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], *, key: b
     records = seal_batch(events, head=head(conn), key=key)
     conn.executemany(f"INSERT INTO audit {_COLUMNS} VALUES {_ROW}", _rows(records))
     return _last(records)
-
-
-def append_alone(
-    conn: sqlite3.Connection,
-    events: Sequence[dict[str, Any]],
-    *,
-    key: bytes,
-    known_head: ChainHead | None,
-) -> ChainHead:
-    """Seal and insert up to ``ALONE_LIMIT`` events in one autocommitted statement.
-
-    Audit-only commits (every read's) are most of the writer's work. Run outside
-    BEGIN ... COMMIT, one statement takes the write lock, inserts, and syncs, so the writer
-    thread waits once for the GIL instead of at each of six statements. Sealed after
-    ``known_head`` (the last append's), the rows go in only if that is still the head;
-    if another process appended meanwhile, the head is read and the events sealed again.
-    """
-    current = known_head or head(conn)
-    for _ in range(_ALONE_ATTEMPTS):
-        records = seal_batch(events, head=current, key=key)
-        values = ",".join([_ROW] * len(records))
-        expected = f"{current.position} {current.hash}" if current.position else ""
-        inserted = conn.execute(
-            f"INSERT INTO audit {_COLUMNS} SELECT * FROM (VALUES {values}) WHERE coalesce("
-            "(SELECT position || ' ' || hash FROM audit ORDER BY position DESC LIMIT 1), '') = ?",
-            [*(v for row in _rows(records) for v in row), expected],
-        ).rowcount
-        if inserted == len(records):
-            return _last(records)
-        current = head(conn)
-    # A head that never compares equal (a forged row) must not hold the writer forever.
-    raise StoreUnavailable("the audit chain head cannot be extended")
 
 
 def _rows(records: list[ChainedRecord]) -> list[tuple[Any, ...]]:
@@ -123,15 +90,95 @@ def bounds(conn: sqlite3.Connection, *, since: str, until: str) -> tuple[int, in
     return (row[0], row[1]) if row and row[0] is not None else None
 
 
+def chain_moved(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], *, key: bytes) -> None:
+    """Seal journaled ``events`` into the chain, except those a move already chained."""
+    marks = ",".join("?" * len(events))
+    chained = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT event_id FROM audit WHERE event_id IN ({marks})", [e["id"] for e in events]
+        )
+    }
+    fresh = [e for e in events if e["id"] not in chained]
+    if fresh:
+        append(conn, fresh, key=key)
+
+
 class SqliteAuditSink(SqliteEngine):
-    """``audit.sink.AuditSink`` on the store's file, plus indexing for search."""
+    """``audit.sink.AuditSink`` on the store's file, plus indexing for search.
+
+    Audit-only batches go to the journal (``sqlite_journal``) and are chained from there
+    by a task of this process; everything that reads the chain first waits for that task,
+    so a process always finds its own events chained.
+    """
+
+    _journal: AuditJournal | None = None
+    _mover: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await super().open()
+        journal = AuditJournal(self.path)
+        with mapped_errors():
+            await journal.open()
+        self._journal = journal
+        await self._move_all(everyone=True)  # rows a killed process left
+
+    async def close(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            with contextlib.suppress(StoreError):  # kept in the journal for the next open
+                await self._settle(journal)
+                await self._move(journal, everyone=False)
+            await journal.close()
+        await super().close()
+
+    async def journal_audit(self, events: list[dict[str, Any]]) -> None:
+        """Durable audit-only ``events``, chained soon after (see the class)."""
+        journal = self._journal
+        if journal is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        with mapped_errors():
+            await journal.append(events, guard=self._check_file)
+        if self._mover is None or self._mover.done():
+            self._mover = asyncio.create_task(self._move_all(everyone=False))
+
+    async def chain_journal(self) -> None:
+        """Return once every event this process journaled so far is chained."""
+        if self._journal is not None:
+            await self._settle(self._journal)
+            await self._move_all(everyone=False)
+
+    async def _settle(self, journal: AuditJournal) -> None:
+        mover = self._mover
+        if mover is not None and not mover.done():
+            with contextlib.suppress(StoreError):
+                await asyncio.shield(mover)
+
+    async def _move_all(self, *, everyone: bool) -> None:
+        journal = self._journal
+        while journal is not None and await self._move(journal, everyone=everyone):
+            pass
+
+    async def _move(self, journal: AuditJournal, *, everyone: bool) -> bool:
+        """Chain one batch of journaled events; False once there was nothing left."""
+        with mapped_errors():
+            pending = await journal.pending(everyone=everyone)
+        if not pending.seqs:
+            return False
+        key = self.audit_key
+        await self._write(lambda conn: chain_moved(conn, pending.events, key=key), audit_only=True)
+        with mapped_errors():
+            await journal.forget(pending.seqs)
+        return True
 
     async def audit_head(self) -> ChainHead:
+        await self.chain_journal()
         return await self._read(head)
 
     async def iter_audit(
         self, *, start: int = 1, stop: int | None = None
     ) -> AsyncIterator[ChainedRecord]:
+        await self.chain_journal()
         position = start
         while True:
 
@@ -146,6 +193,7 @@ class SqliteAuditSink(SqliteEngine):
             position = page[-1].position + 1
 
     async def audit_bounds(self, *, since: datetime, until: datetime) -> tuple[int, int] | None:
+        await self.chain_journal()
         return await self._read(
             lambda conn: bounds(conn, since=fhir_instant(since), until=fhir_instant(until))
         )
@@ -156,12 +204,14 @@ class SqliteAuditSink(SqliteEngine):
             row = conn.execute(f"SELECT position FROM {AUDIT_INDEX_DB}.indexed").fetchone()
             return max(0, recorded - (row[0] if row else 0))
 
+        await self.chain_journal()
         return await self._read(fetch)
 
     async def index_audit(
         self, *, registry: SearchRegistry, limit: int = 1000, upto: int | None = None
     ) -> int:
         """Make recorded AuditEvents searchable; returns how many were indexed."""
+        await self.chain_journal()
         index = self.audit_index
         with mapped_errors():
             return await asyncio.to_thread(index.index_chunk, registry, limit=limit, upto=upto)

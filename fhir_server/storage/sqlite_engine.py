@@ -37,13 +37,10 @@ AUDIT_RESERVE_PAGES = 256
 
 
 class _Job:
-    __slots__ = ("alone", "audit_only", "fn", "future")
+    __slots__ = ("audit_only", "fn", "future")
 
-    def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any], *, alone: bool, audit_only: bool
-    ) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], *, audit_only: bool) -> None:
         self.fn = fn
-        self.alone = alone  # one autocommitted statement, run outside the group's transaction
         self.audit_only = audit_only  # may use the audit reserve
         self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
@@ -164,12 +161,7 @@ class SqliteEngine:
                     break
                 group.append(nxt)
             with self._turns:
-                together = [job for job in group if not job.alone]
-                if together:
-                    self._run_group(together)
-                for job in group:
-                    if job.alone:
-                        self._run_alone(job)
+                self._run_group(group)
                 self._keep_wal_small()
             if stop:
                 return
@@ -256,34 +248,17 @@ class SqliteEngine:
             else:
                 job.future.set_exception(value)
 
-    def _run_alone(self, job: _Job) -> None:
-        conn = self._writer
-        assert conn is not None
-        try:
-            self._check_file()
-            self._limit_pages(conn, job)
-            result = job.fn(conn)
-        except Exception as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            job.future.set_exception(map_error(exc))
-            return
-        job.future.set_result(result)
-
     async def _write(
         self,
         fn: Callable[[sqlite3.Connection], T],
         *,
-        alone: bool = False,
         audit_only: bool = False,
     ) -> T:
-        """Run ``fn`` on the writer: inside a group transaction, or, ``alone``, in
-        autocommit mode (``fn`` must then write with a single statement). ``audit_only``
-        jobs (AuditEvents alone) may use the pages reserved for them."""
+        """Run ``fn`` on the writer, inside a group transaction. ``audit_only`` jobs
+        (AuditEvents alone) may use the pages reserved for them."""
         if self._writer_thread is None:
             raise StoreUnavailable("the SQLite store is not open")
-        job = _Job(fn, alone=alone, audit_only=audit_only)
+        job = _Job(fn, audit_only=audit_only)
         self._jobs.put(job)
         return await asyncio.wrap_future(job.future)
 

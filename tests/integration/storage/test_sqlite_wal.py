@@ -24,6 +24,8 @@ async def _fill(store: SqliteStore, start: int, count: int) -> None:
     for i in range(start, start + count):
         doc = {"status": "received", "blob": "x" * 4000}
         await store.commit(WriteBatch(records=[RecordWrite("test", f"k{i:05d}", doc)]))
+    # The writer checks the WAL after answering a commit: one job more waits that out.
+    await store._write(lambda conn: None)
 
 
 async def _grow_wal_behind_a_snapshot(store: SqliteStore, path: Path) -> int:
@@ -97,10 +99,14 @@ async def test_a_snapshot_held_for_long_does_not_hold_up_every_write(
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM record").fetchone()
         await _fill(store, 0, 200)
-        store.wal_limit = LIMIT
-        moment[0] += 1  # the checks while filling were all allowed; now count
-        attempts.clear()
 
+        def start_counting(conn: sqlite3.Connection) -> None:
+            # On the writer thread, so after the check that follows the last fill commit.
+            store.wal_limit = LIMIT
+            moment[0] += 1  # the checks while filling were all allowed; now count
+            attempts.clear()
+
+        await store._write(start_counting)
         await _fill(store, 200, 20)  # the first check waits once, then the writer backs off
         assert attempts == [True]  # busy once; the other 19 commits did not wait
         moment[0] += 0.9
