@@ -52,7 +52,7 @@ class RequestLimits:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
-_STEP = 256  # top-level arrays longer than this are followed by a yield to the event loop
+_STEP = 64  # items of a top-level array walked between two yields to the event loop
 
 
 class _Exceeded(Exception):
@@ -139,15 +139,33 @@ async def _check_in_steps(value: Any, root: str, limits: RequestLimits) -> None:
         scope.elements += len(value)
         scope._check_count()
         for key, item in value.items():
-            if isinstance(item, dict | list):
+            if isinstance(item, list) and len(item) > _STEP:
+                scope.path.append(key)
+                await _walk_list_in_steps(scope, item)
+                scope.path.pop()
+            elif isinstance(item, dict | list):
                 scope.path.append(key)
                 scope.walk(item, 1)
                 scope.path.pop()
-                if len(item) > _STEP:
-                    await asyncio.sleep(0)
     except _Exceeded as exc:
         where = _fhirpath(root, exc.path)
         raise errors.bad_request(exc.message, where, code="too-costly") from None
+
+
+async def _walk_list_in_steps(scope: _Scope, items: list[Any]) -> None:
+    """``scope.walk(items, 1)`` for a top-level array, ``_STEP`` items at a time."""
+    if len(items) > scope.limits.max_array_length:
+        scope.walk(items, 1)  # raises, naming the array
+    scope.elements += len(items)
+    scope._check_count()
+    for start in range(0, len(items), _STEP):
+        for index in range(start, min(start + _STEP, len(items))):
+            item = items[index]
+            if isinstance(item, dict | list):
+                scope.path.append(index)
+                scope.walk(item, 2)
+                scope.path.pop()
+        await asyncio.sleep(0)
 
 
 def _root_name(value: Any, default: str) -> str:

@@ -98,7 +98,7 @@ class AuditTrail:
         self._pending.clear()
         return events
 
-    async def drain_in_steps(self, *, step: int = 64) -> list[dict[str, Any]]:
+    async def drain_in_steps(self, *, step: int = 16) -> list[dict[str, Any]]:
         """``drain`` for many records (a long transaction): yields to the event loop
         between steps of ``step`` records."""
         records, self._pending = self._pending, []

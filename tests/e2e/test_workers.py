@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,8 @@ import httpx
 import pytest
 
 from fhir_server.hl7.client import MllpClient, ack_code
+from fhir_server.storage.sqlite import sqlite_path_from_uri
+from fhir_server.storage.sqlite_journal import journal_path
 from tests.conftest import mongo_uri
 from tests.e2e.conftest import RunningServer, free_port, start_server
 from tests.integration.hl7.messages import oru_r01
@@ -223,8 +226,12 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(two_workers: Cluster
 def test_metrics_count_the_requests_of_every_worker(two_workers: Cluster) -> None:
     server = two_workers.servers[0]
     first, second = _workers_of(server.process.pid)
+    journal = journal_path(sqlite_path_from_uri(two_workers.store))
     # A stopped worker accepts nothing: each batch is served by the other one alone.
     for paused in (first, second):
+        # Not while it chains the last requests' AuditEvents: it would keep the store's
+        # writer lock, stopped, and the other worker would wait for it.
+        _wait_until(lambda: _journaled(journal) == 0, "the journal is chained")
         os.kill(paused, signal.SIGSTOP)
         try:
             for _ in range(10):  # a new connection each
@@ -251,6 +258,18 @@ def test_workers_leave_when_the_supervisor_is_killed(two_workers: Cluster) -> No
         time.sleep(0.2)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{server.base}/health/live", timeout=2)
+
+
+def _journaled(journal: Path) -> int:
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+
+
+def _wait_until(probe: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.02)
 
 
 def _is_zombie(pid: int) -> bool:
