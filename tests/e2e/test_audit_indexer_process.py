@@ -117,7 +117,8 @@ def test_one_niced_indexer_child(server: RunningServer) -> None:
 def test_child_indexes_without_a_search(server: RunningServer, store: Path) -> None:
     wait_for(lambda: one_indexer(server), "the indexer child starts")
     make_requests(server)
-    assert chain_head(store) >= 21
+    # Reads' AuditEvents reach the chain from the journal just after their answers.
+    wait_for(lambda: chain_head(store) >= 21, "every request's AuditEvent is chained")
     wait_for(lambda: caught_up(store, 21), "the index reaches the chain head")
 
 
