@@ -23,7 +23,7 @@ from fhir_server.search.registry import SearchRegistry
 from fhir_server.storage.base import StoreError, StoreUnavailable
 from fhir_server.storage.sqlite_audit_index import as_bytes
 from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
-from fhir_server.storage.sqlite_journal import AuditJournal
+from fhir_server.storage.sqlite_journal import AuditJournal, orphans
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
 # Every column of a record; ``audit.layout`` says what its hash covers.
@@ -117,19 +117,24 @@ class SqliteAuditSink(SqliteEngine):
 
     async def open(self) -> None:
         await super().open()
-        journal = AuditJournal(self.path)
+        journal = AuditJournal.own(self.path)
         with mapped_errors():
             await journal.open()
+            for orphan in orphans(self.path):  # rows of processes that died
+                await orphan.open()
+                await self._move_all(orphan)
+                await orphan.close(remove=True)
         self._journal = journal
-        await self._move_all(everyone=True)  # rows a killed process left
 
     async def close(self) -> None:
         journal, self._journal = self._journal, None
         if journal is not None:
-            with contextlib.suppress(StoreError):  # kept in the journal for the next open
-                await self._settle(journal)
-                await self._move(journal, everyone=False)
-            await journal.close()
+            chained = False
+            with contextlib.suppress(StoreError):  # else kept for the next open
+                await self._settle()
+                await self._move_all(journal)
+                chained = True
+            await journal.close(remove=chained)
         await super().close()
 
     async def journal_audit(self, events: list[dict[str, Any]]) -> None:
@@ -140,29 +145,28 @@ class SqliteAuditSink(SqliteEngine):
         with mapped_errors():
             await journal.append(events, guard=self._check_file)
         if self._mover is None or self._mover.done():
-            self._mover = asyncio.create_task(self._move_all(everyone=False))
+            self._mover = asyncio.create_task(self._move_all(journal))
 
     async def chain_journal(self) -> None:
         """Return once every event this process journaled so far is chained."""
         if self._journal is not None:
-            await self._settle(self._journal)
-            await self._move_all(everyone=False)
+            await self._settle()
+            await self._move_all(self._journal)
 
-    async def _settle(self, journal: AuditJournal) -> None:
+    async def _settle(self) -> None:
         mover = self._mover
         if mover is not None and not mover.done():
             with contextlib.suppress(StoreError):
                 await asyncio.shield(mover)
 
-    async def _move_all(self, *, everyone: bool) -> None:
-        journal = self._journal
-        while journal is not None and await self._move(journal, everyone=everyone):
+    async def _move_all(self, journal: AuditJournal) -> None:
+        while await self._move(journal):
             pass
 
-    async def _move(self, journal: AuditJournal, *, everyone: bool) -> bool:
+    async def _move(self, journal: AuditJournal) -> bool:
         """Chain one batch of journaled events; False once there was nothing left."""
         with mapped_errors():
-            pending = await journal.pending(everyone=everyone)
+            pending = await journal.pending()
         if not pending.seqs:
             return False
         key = self.audit_key

@@ -3,17 +3,22 @@
 Every read waits for its AuditEvent to be durable. In the store's file that meant waiting
 for SQLite's one writer, and so for the largest write in progress (a 1,000-entry
 transaction commits for 100 ms or more). Audit-only batches (reads, searches, refusals)
-are made durable here instead, in ``<store>.audit-journal`` (WAL, ``synchronous=FULL``,
-its own writer thread), and then moved into the chain by the store's writer, off the
-request path. A move is idempotent (events already chained by event id are skipped), so a
-crash between the chain's commit and the journal's delete only repeats a move; rows a
-killed process left are moved by the next process to open the store.
+are made durable here instead, in a file of the process's own under
+``<store>.audit-journal/`` (WAL, ``synchronous=FULL``, its own writer thread: the workers
+of a server never wait for each other here), and then moved into the chain by the store's
+writer, off the request path. A move is idempotent (events already chained by event id
+are skipped), so a crash between the chain's commit and the journal's delete only repeats
+a move. Each process holds a ``flock`` on its file's ``.lock`` while it lives; a file whose
+lock is free belongs to a dead process, and the next process to open the store moves its
+rows and removes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import os
 import secrets
 import sqlite3
@@ -24,13 +29,9 @@ from typing import Any
 
 import orjson
 
-from fhir_server.storage.sqlite_files import WriterLock, connect
+from fhir_server.storage.sqlite_files import connect
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS pending ("
-    " seq INTEGER PRIMARY KEY, owner TEXT NOT NULL, event_id TEXT NOT NULL, event BLOB NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS pending_owner ON pending (owner, seq)",
-)
+_SCHEMA = "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY, event BLOB NOT NULL)"
 MOVE_LIMIT = 2000  # events one move chains: bounds how long it holds the store's writer
 
 
@@ -41,84 +42,103 @@ class Pending:
 
 
 def journal_path(db_path: Path) -> Path:
+    """The folder of the journal files of the store at ``db_path``."""
     return db_path.with_name(db_path.name + ".audit-journal")
 
 
 class AuditJournal:
-    """The journal file, written from one thread; ``owner`` tells this process's rows."""
+    """One process's journal file, written from one thread of its own."""
 
-    def __init__(self, db_path: Path) -> None:
-        self.path = journal_path(db_path)
-        self.owner = f"{os.getpid()}-{secrets.token_hex(4)}"
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="audit-journal"
         )
         self._conn: sqlite3.Connection | None = None
-        # Writers of every process take turns before SQLite's lock (see WriterLock).
-        self._turns = WriterLock(self.path)
+        self._lock_fd: int | None = None
+
+    @classmethod
+    def own(cls, db_path: Path) -> AuditJournal:
+        name = f"{os.getpid()}-{secrets.token_hex(4)}.db"
+        return cls(journal_path(db_path) / name)
+
+    def claim(self) -> bool:
+        """Take this file's lock (held until ``close``); False while its process lives."""
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     async def open(self) -> None:
         await self._run(self._open_sync)
 
     def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._lock_fd is None and not self.claim():
+            raise sqlite3.OperationalError("the audit journal file is another process's")
         conn = connect(self.path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        for statement in _SCHEMA:
-            conn.execute(statement)
-        self._turns.open()
+        conn.execute(_SCHEMA)
         self._conn = conn
 
-    async def close(self) -> None:
+    async def close(self, *, remove: bool = False) -> None:
+        """Close; ``remove``: delete the file too (only once its rows are chained)."""
+
         def close_sync() -> None:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-            self._turns.close()
+            if remove:
+                for suffix in ("", "-wal", "-shm"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{self.path}{suffix}")
+            if self._lock_fd is not None:
+                if remove:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path.with_suffix(".lock"))
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
         await self._run(close_sync)
         self._thread.shutdown(wait=True)
 
     async def append(self, events: Sequence[dict[str, Any]], *, guard: Callable[[], None]) -> None:
         """Durable once this returns; ``guard`` raises if the store may not be written."""
-        rows = [(self.owner, str(e["id"]), orjson.dumps(e)) for e in events]
+        rows = [(orjson.dumps(e),) for e in events]
 
         def insert(conn: sqlite3.Connection) -> None:
             guard()
-            with self._turns:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(
-                        "INSERT INTO pending (owner, event_id, event) VALUES (?, ?, ?)", rows
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("INSERT INTO pending (event) VALUES (?)", rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
         await self._on_conn(insert)
 
-    async def pending(self, *, everyone: bool, limit: int = MOVE_LIMIT) -> Pending:
-        """The oldest rows not yet moved: this process's, or (``everyone``) all of them."""
+    async def pending(self, *, limit: int = MOVE_LIMIT) -> Pending:
+        """The oldest rows not yet moved."""
 
         def fetch(conn: sqlite3.Connection) -> Pending:
-            sql = "SELECT seq, event FROM pending"
-            args: list[Any] = []
-            if not everyone:
-                sql += " WHERE owner=?"
-                args.append(self.owner)
-            rows = conn.execute(f"{sql} ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+            rows = conn.execute(
+                "SELECT seq, event FROM pending ORDER BY seq LIMIT ?", (limit,)
+            ).fetchall()
             return Pending([r[0] for r in rows], [orjson.loads(r[1]) for r in rows])
 
         return await self._on_conn(fetch)
 
     async def forget(self, seqs: list[int]) -> None:
-        """Delete rows the chain now holds."""
+        """Delete rows the chain now holds (one statement: one commit)."""
 
         def delete(conn: sqlite3.Connection) -> None:
-            with self._turns:  # one statement: one commit
-                marks = ",".join("?" * len(seqs))
-                conn.execute(f"DELETE FROM pending WHERE seq IN ({marks})", seqs)
+            conn.execute(f"DELETE FROM pending WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
 
         if seqs:
             await self._on_conn(delete)
@@ -133,3 +153,16 @@ class AuditJournal:
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+
+def orphans(db_path: Path) -> list[AuditJournal]:
+    """Journal files of processes that are gone, each claimed by the caller."""
+    folder = journal_path(db_path)
+    found = []
+    for path in sorted(folder.glob("*.db")) if folder.is_dir() else []:
+        journal = AuditJournal(path)
+        if journal.claim():
+            found.append(journal)
+        else:
+            journal._thread.shutdown(wait=False)
+    return found

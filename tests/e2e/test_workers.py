@@ -261,8 +261,11 @@ def test_workers_leave_when_the_supervisor_is_killed(two_workers: Cluster) -> No
 
 
 def _journaled(journal: Path) -> int:
-    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as conn:
-        return int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+    total = 0
+    for path in journal.glob("*.db"):
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            total += int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+    return total
 
 
 def _wait_until(probe: Callable[[], bool], what: str, timeout: float = 20.0) -> None:

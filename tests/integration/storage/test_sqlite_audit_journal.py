@@ -3,8 +3,8 @@
 Pins: a read's AuditEvent is durable while the store's writer is held by a long write;
 every journaled event is chained once, also when two stores (two server processes) share
 one file, also when a move is repeated (a crash between the chain's commit and the
-journal's delete), also when the process that journaled them was killed; a forged chain
-tail does not stop auditing.
+journal's delete), also when the process that journaled them was killed (its file is
+adopted, and a live process's is not); a forged chain tail does not stop auditing.
 """
 
 from __future__ import annotations
@@ -52,8 +52,12 @@ async def chain_ids(store: SqliteStore) -> list[str]:
 
 
 def journaled(db: Path) -> int:
-    with sqlite3.connect(journal_path(db)) as conn:
-        return int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+    """Rows in every journal file of the store at ``db``."""
+    total = 0
+    for path in journal_path(db).glob("*.db"):
+        with sqlite3.connect(path) as conn:
+            total += int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+    return total
 
 
 async def test_an_audit_commit_does_not_wait_for_the_writer(tmp_path: Path) -> None:
@@ -135,10 +139,10 @@ async def test_a_repeated_move_chains_nothing_twice(tmp_path: Path) -> None:
         batch = events("m", 4)
         await store.commit(WriteBatch(audit=batch))
         await store.chain_journal()
-        with sqlite3.connect(journal_path(store.path)) as conn:  # the rows, as if not deleted
+        own = store._journal.path  # type: ignore[union-attr]
+        with sqlite3.connect(own) as conn:  # the rows again, as if they were never deleted
             conn.executemany(
-                "INSERT INTO pending (owner, event_id, event) VALUES (?, ?, ?)",
-                [(store._journal.owner, e["id"], orjson.dumps(e)) for e in batch],  # type: ignore[union-attr]
+                "INSERT INTO pending (event) VALUES (?)", [(orjson.dumps(e),) for e in batch]
             )
         await store.commit(WriteBatch(audit=events("n", 1)))
         assert await chain_ids(store) == ["m-0", "m-1", "m-2", "m-3", "n-0"]
@@ -152,16 +156,18 @@ async def test_a_killed_process_rows_are_chained_by_the_next_open(tmp_path: Path
     store = SqliteStore(db, audit_key=AUDIT_KEY)
     await store.open()
     await store.close()
-    with sqlite3.connect(journal_path(db)) as conn:  # durable, then the process died
+    assert list(journal_path(db).glob("*.db")) == []  # a clean close leaves no file
+    dead = journal_path(db) / "4242-dead.db"  # durable there, then its process was killed
+    with sqlite3.connect(dead) as conn:
+        conn.execute("CREATE TABLE pending (seq INTEGER PRIMARY KEY, event BLOB NOT NULL)")
         conn.executemany(
-            "INSERT INTO pending (owner, event_id, event) VALUES ('4242-dead', ?, ?)",
-            [(e["id"], orjson.dumps(e)) for e in events("k", 3)],
+            "INSERT INTO pending (event) VALUES (?)", [(orjson.dumps(e),) for e in events("k", 3)]
         )
     again = SqliteStore(db, audit_key=AUDIT_KEY)
     await again.open()
     try:
         assert await chain_ids(again) == ["k-0", "k-1", "k-2"]
-        assert journaled(db) == 0
+        assert journaled(db) == 0 and not dead.exists()
     finally:
         await again.close()
 
@@ -187,3 +193,18 @@ async def test_a_forged_tail_does_not_stop_auditing(tmp_path: Path) -> None:
         assert await store.ping() is None  # the writer thread is free
     finally:
         await store.close()
+
+
+async def test_a_live_process_journal_is_not_adopted(tmp_path: Path) -> None:
+    db = tmp_path / "live.db"
+    first, second = (SqliteStore(db, audit_key=AUDIT_KEY) for _ in "ab")
+    await first.open()
+    try:
+        await second.open()  # first's file is locked: second leaves it alone
+        try:
+            assert len(list(journal_path(db).glob("*.db"))) == 2
+        finally:
+            await second.close()
+        assert len(list(journal_path(db).glob("*.db"))) == 1
+    finally:
+        await first.close()
