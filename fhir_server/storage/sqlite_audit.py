@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -26,6 +27,7 @@ from fhir_server.storage.sqlite_engine import SqliteEngine, mapped_errors
 from fhir_server.storage.sqlite_journal import AuditJournal, orphans
 from fhir_server.storage.sqlite_search_sql import AUDIT_INDEX_DB
 
+log = logging.getLogger("medicore.audit")
 # Every column of a record; ``audit.layout`` says what its hash covers.
 _COLUMNS = "(position, event_id, recorded, prev_hash, hash, event, layout)"
 _ROW = "(?,?,?,?,?,?,?)"
@@ -104,6 +106,12 @@ def chain_moved(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], *, k
         append(conn, fresh, key=key)
 
 
+def _report_failed_move(task: asyncio.Task[None]) -> None:
+    """One log line; the rows stay in the journal and the next audit commit tries again."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("journaled AuditEvents not chained yet: %s", exc)
+
+
 class SqliteAuditSink(SqliteEngine):
     """``audit.sink.AuditSink`` on the store's file, plus indexing for search.
 
@@ -120,11 +128,17 @@ class SqliteAuditSink(SqliteEngine):
         journal = AuditJournal.own(self.path)
         with mapped_errors():
             await journal.open()
-            for orphan in orphans(self.path):  # rows of processes that died
-                await orphan.open()
-                await self._move_all(orphan)
-                await orphan.close(remove=True)
         self._journal = journal
+        for orphan in orphans(self.path):  # rows of processes that died
+            try:
+                with mapped_errors():
+                    await orphan.open()
+                await self._move_all(orphan)
+            except StoreError as exc:  # e.g. full: kept for a later open; reads go on
+                log.warning("a dead process's audit journal is not chained yet: %s", exc)
+                await orphan.close()
+                continue
+            await orphan.close(remove=True)
 
     async def close(self) -> None:
         journal, self._journal = self._journal, None
@@ -146,6 +160,7 @@ class SqliteAuditSink(SqliteEngine):
             await journal.append(events, guard=self._check_file)
         if self._mover is None or self._mover.done():
             self._mover = asyncio.create_task(self._move_all(journal))
+            self._mover.add_done_callback(_report_failed_move)
 
     async def chain_journal(self) -> None:
         """Return once every event this process journaled so far is chained."""
