@@ -105,20 +105,19 @@ def _server_pid(server: Server) -> int:
 
 
 def _print(profile: Profile, top: int) -> None:
-    def rows(counter: collections.Counter[str]) -> None:
-        shown = 0
-        for frame, n in counter.most_common():
-            if not any(part in frame for part in OWN_CODE) and counter is profile.inclusive:
-                continue  # inclusive: our own functions; self time: everything
+    def rows(counter: collections.Counter[str], *, own_code_only: bool) -> None:
+        frames = [
+            (frame, n)
+            for frame, n in counter.most_common()
+            if not own_code_only or any(part in frame for part in OWN_CODE)
+        ]
+        for frame, n in frames[:top]:
             print(f"  {n / profile.samples:6.1%}  {frame}")
-            shown += 1
-            if shown == top:
-                break
 
     print(f"  {profile.samples} busy samples; by own time:")
-    rows(profile.own)
+    rows(profile.own, own_code_only=False)
     print("  including callees (our code):")
-    rows(profile.inclusive)
+    rows(profile.inclusive, own_code_only=True)
 
 
 def main() -> None:

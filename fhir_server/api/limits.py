@@ -94,19 +94,24 @@ class _Scope:
                     self.walk(item, depth + 1)
                     self.path.pop()
         elif isinstance(value, list):
-            if len(value) > limits.max_array_length:
-                raise _Exceeded(
-                    f"an array has {len(value)} items; at most {limits.max_array_length} "
-                    "are accepted",
-                    self.path,
-                )
-            self.elements += len(value)
-            self._check_count()
+            self.count_items(value)
             for index, item in enumerate(value):
                 if isinstance(item, dict | list):
                     self.path.append(index)
                     self.walk(item, depth + 1)
                     self.path.pop()
+
+    def count_items(self, items: list[Any]) -> None:
+        """An array's own cost: its length against the array limit, its items against the
+        element budget (what they contain is walked separately)."""
+        if len(items) > self.limits.max_array_length:
+            raise _Exceeded(
+                f"an array has {len(items)} items; at most {self.limits.max_array_length} "
+                "are accepted",
+                self.path,
+            )
+        self.elements += len(items)
+        self._check_count()
 
     def _check_count(self) -> None:
         if self.elements > self.limits.max_resource_elements:
@@ -154,10 +159,7 @@ async def _check_in_steps(value: Any, root: str, limits: RequestLimits) -> None:
 
 async def _walk_list_in_steps(scope: _Scope, items: list[Any]) -> None:
     """``scope.walk(items, 1)`` for a top-level array, ``_STEP`` items at a time."""
-    if len(items) > scope.limits.max_array_length:
-        scope.walk(items, 1)  # raises, naming the array
-    scope.elements += len(items)
-    scope._check_count()
+    scope.count_items(items)
     for start in range(0, len(items), _STEP):
         for index in range(start, min(start + _STEP, len(items))):
             item = items[index]

@@ -167,9 +167,7 @@ def orphans(db_path: Path) -> list[AuditJournal]:
     folder = journal_path(db_path)
     found = []
     for path in sorted(folder.glob("*.db")) if folder.is_dir() else []:
-        journal = AuditJournal(path)
+        journal = AuditJournal(path)  # its thread starts only with its first call
         if journal.claim():
             found.append(journal)
-        else:
-            journal._thread.shutdown(wait=False)
     return found
