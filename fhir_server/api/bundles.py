@@ -12,6 +12,7 @@ from fhir_server.api.errors import operation_outcome
 from fhir_server.resources.bundles import EntryResult
 from fhir_server.resources.meta import from_json_exact, now_instant
 from fhir_server.resources.requests import etag
+from fhir_server.resources.steps import pause_every
 from fhir_server.storage.base import HistoryPage, StoredResource
 
 
@@ -57,11 +58,12 @@ def history_bundle(
     }
 
 
-def response_bundle(
+async def response_bundle(
     kind: str, results: list[EntryResult], *, base_url: str, prefer: str
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
-    for result in results:
+    for i, result in enumerate(results):
+        await pause_every(i)
         response: dict[str, Any] = {"status": status_line(result.status)}
         entry: dict[str, Any] = {"response": response}
         stored = result.outcome.stored if result.outcome else None

@@ -85,7 +85,8 @@ async def batch_or_transaction(request: Request) -> Response:
         trail(request).add("batch", status=200)
     await auditing.commit(request)
     prefer = prefer_return(request)
-    return json_response(response_bundle(kind, results, base_url=base_url(request), prefer=prefer))
+    answer = await response_bundle(kind, results, base_url=base_url(request), prefer=prefer)
+    return json_response(answer)
 
 
 # -- type level ----------------------------------------------------------------------------

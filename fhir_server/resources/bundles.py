@@ -16,6 +16,7 @@ from fhir_server.resources.meta import new_id
 from fhir_server.resources.planning import Outcome, Plan, check_body, check_type, id_to_create
 from fhir_server.resources.requests import EntryUrl, parse_criteria, parse_entry_url, parse_etag
 from fhir_server.resources.service import ResourceService
+from fhir_server.resources.steps import pause_every
 from fhir_server.storage.base import RecordWrite
 
 _INTERACTION = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
@@ -46,12 +47,13 @@ class _Entry:
     target_id: str | None = None
 
 
-def _entries(bundle: dict[str, Any], *, base_url: str) -> list[_Entry]:
+async def _entries(bundle: dict[str, Any], *, base_url: str) -> list[_Entry]:
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
         raise errors.bad_request("Bundle.entry must be an array", "Bundle.entry")
     parsed: list[_Entry] = []
     for i, raw in enumerate(raw_entries):
+        await pause_every(i)
         where = f"Bundle.entry[{i}]"
         request = raw.get("request") if isinstance(raw, dict) else None
         if not isinstance(request, dict):
@@ -122,7 +124,7 @@ class BundleProcessor:
         kind = bundle.get("type")
         if kind not in ("batch", "transaction"):
             raise errors.bad_request("Bundle.type must be batch or transaction", "Bundle.type")
-        entries = _entries(bundle, base_url=self.base_url)
+        entries = await _entries(bundle, base_url=self.base_url)
         if kind == "transaction":
             return "transaction-response", await self._transaction(entries, records)
         if records:
@@ -222,7 +224,8 @@ class BundleProcessor:
         """Decide the id each POST/PUT entry will have, so references can be rewritten."""
         mapping: dict[str, str] = {}
         planner = self.service.planner
-        for entry in ordered:
+        for i, entry in enumerate(ordered):
+            await pause_every(i)
             rtype = entry.url.resource_type
             entry.target_id = None
             at = f"entry {entry.index}: "

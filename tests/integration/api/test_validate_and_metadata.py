@@ -125,3 +125,18 @@ async def test_a_custom_search_parameter_file_is_searchable(tmp_path: Path) -> N
         meta = (await c.get("/fhir/metadata")).json()
         patient = next(r for r in meta["rest"][0]["resource"] if r["type"] == "Patient")
         assert "nickname" in {p["name"] for p in patient["searchParam"]}
+
+
+async def test_capability_statement_is_built_once_per_base_and_the_cache_is_bounded(
+    secured: httpx.AsyncClient,
+) -> None:
+    urls = []
+    for n in range(12):  # more Hosts than the cache keeps: each still gets its own base
+        meta = (await secured.get("/fhir/metadata", headers={"host": f"h{n}.example"})).json()
+        urls.append(meta["implementation"]["url"])
+    assert urls == [f"http://h{n}.example/fhir" for n in range(12)]
+    first = (await secured.get("/fhir/metadata", headers={"host": "h11.example"})).content
+    again = (await secured.get("/fhir/metadata", headers={"host": "h11.example"})).content
+    assert first == again  # served from the cache: the same bytes, date included
+    app = secured._transport.app  # type: ignore[attr-defined]
+    assert len(app.state.capability_cache) <= 8
