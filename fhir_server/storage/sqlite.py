@@ -64,7 +64,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
             ).fetchone()
             return _row_to_resource(row) if row else None
 
-        return await self._lookup(fetch)
+        return await self._read(fetch)
 
     async def vread(
         self, resource_type: str, resource_id: str, version: int
@@ -76,7 +76,7 @@ class SqliteStore(SqliteAuditSink, SqliteRecords):
             ).fetchone()
             return _row_to_resource(row, row[6]) if row else None
 
-        return await self._lookup(fetch)
+        return await self._read(fetch)
 
     async def history(
         self,

@@ -84,7 +84,6 @@ class SqliteEngine:
             max_workers=_READERS, thread_name_prefix="sqlite-read"
         )
         self._local = threading.local()
-        self._closed = False
         self._reader_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._next_wal_check = 0.0
@@ -132,7 +131,6 @@ class SqliteEngine:
             self._jobs.put(None)
             await asyncio.to_thread(self._writer_thread.join)
             self._writer_thread = None
-        self._closed = True
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._reader_conns:
@@ -277,30 +275,6 @@ class SqliteEngine:
                 self._reader_conns.append(conn)
         return conn
 
-    def _read_here(self, fn: Callable[[sqlite3.Connection], T]) -> T | _Busy:
-        """``fn`` on the calling (event loop) thread's own connection, for a lookup by key:
-        it takes microseconds, less than the hand-off to a reader thread and back. That
-        connection never waits for a lock (``busy_timeout=0``): busy is ``BUSY``."""
-        if self._closed:
-            raise StoreUnavailable("the SQLite store is closed")
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        try:
-            if conn is None:
-                conn = self._reader()
-                conn.execute("PRAGMA busy_timeout=0")
-            return fn(conn)
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return BUSY
-            raise map_error(exc) from exc
-        except sqlite3.Error as exc:
-            raise map_error(exc) from exc
-
-    async def _lookup(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A lookup by key: on this thread, or on a reader thread if SQLite is busy."""
-        found = self._read_here(fn)
-        return await self._read(fn) if found is BUSY else found  # type: ignore[return-value]
-
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def run() -> T:
             with mapped_errors():
@@ -367,13 +341,6 @@ def map_error(exc: Exception, context: str = "the SQLite store failed") -> Excep
 def _identity(path: Path) -> tuple[int, int]:
     info = os.stat(path)
     return info.st_dev, info.st_ino
-
-
-class _Busy:
-    """What ``_read_here`` returns when SQLite would have to wait."""
-
-
-BUSY = _Busy()
 
 
 @contextmanager

@@ -21,7 +21,7 @@ class SqliteRecords(SqliteEngine):
             ).fetchone()
             return load_doc(row[0]) if row else None
 
-        return await self._lookup(fetch)
+        return await self._read(fetch)
 
     async def find_records(
         self,
